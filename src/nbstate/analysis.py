@@ -1,0 +1,192 @@
+"""Which namespace names a cell may read, write or delete, found without running anything.
+
+The answer must be a superset of the truth, at no cost while the cell runs: names come from the
+cell's syntax tree, then from the code objects of every notebook-defined function, class or
+instance the cell names (their globals are the notebook's namespace), transitively. Code that
+can reach any name (``globals()``, ``exec``, ``eval``, ``%run``) makes the answer "everything".
+Rebinding that no syntax shows (``STORE_GLOBAL`` from a function, ``globals()[k] = v``) is also
+caught after the cell by comparing identities; see capture.py. Pure functions; no IPython.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Calls that can read or write any global.
+_WILDCARD_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "execfile", "__import__"})
+# Magics that run code straight in the namespace, out of reach of the AST transformers.
+_WILDCARD_MAGICS = frozenset({"run", "load", "macro", "rerun", "recall", "autoreload", "aimport"})
+
+
+@dataclass
+class CellNames:
+    reads: set[str] = field(default_factory=set)
+    writes: set[str] = field(default_factory=set)
+    deletes: set[str] = field(default_factory=set)
+    everything: bool = False
+
+    def update(self, other: CellNames) -> None:
+        self.reads |= other.reads
+        self.writes |= other.writes
+        self.deletes |= other.deletes
+        self.everything |= other.everything
+
+    @property
+    def touched(self) -> set[str]:
+        return self.reads | self.writes | self.deletes
+
+
+class _Collector(ast.NodeVisitor):
+    def __init__(self) -> None:
+        self.names = CellNames()
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.names.reads.add(node.id)
+        elif isinstance(node.ctx, ast.Store):
+            self.names.writes.add(node.id)
+        else:
+            self.names.deletes.add(node.id)
+
+    def _defines(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        self.names.writes.add(node.name)
+        self.generic_visit(node)
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _defines
+
+    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        for alias in node.names:
+            if alias.name == "*":
+                self.names.everything = True
+            else:
+                self.names.writes.add(alias.asname or alias.name.split(".")[0])
+
+    visit_ImportFrom = visit_Import
+
+    def visit_Global(self, node: ast.Global | ast.Nonlocal) -> None:
+        self.names.writes.update(node.names)
+        self.names.reads.update(node.names)
+
+    visit_Nonlocal = visit_Global
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name:
+            self.names.writes.add(node.name)
+            self.names.deletes.add(node.name)
+        self.generic_visit(node)
+
+    def visit_MatchAs(self, node: Any) -> None:
+        if node.name:
+            self.names.writes.add(node.name)
+        self.generic_visit(node)
+
+    def visit_MatchStar(self, node: Any) -> None:
+        if node.name:
+            self.names.writes.add(node.name)
+
+    def visit_MatchMapping(self, node: Any) -> None:
+        if node.rest:
+            self.names.writes.add(node.rest)
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in _WILDCARD_CALLS:
+            self.names.everything = True
+        elif isinstance(func, ast.Attribute) and func.attr in ("run_line_magic", "run_cell_magic") and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and first.value in _WILDCARD_MAGICS:
+                self.names.everything = True
+        self.generic_visit(node)
+
+
+def names_in_tree(tree: ast.AST) -> CellNames:
+    """Names a piece of code mentions, by role (a superset of what it may do)."""
+    collector = _Collector()
+    collector.visit(tree)
+    return collector.names
+
+
+def names_in_source(source: str) -> CellNames:
+    try:
+        return names_in_tree(ast.parse(source))
+    except (SyntaxError, ValueError):
+        return CellNames(everything=True)
+
+
+def _code_names(code: types.CodeType, out: set[str]) -> None:
+    out.update(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _code_names(const, out)
+
+
+def _callables_inside(value: Any, namespace: Mapping[str, Any]) -> Iterable[types.FunctionType]:
+    """Notebook-defined functions whose code may run when ``value`` is used."""
+    if isinstance(value, types.MethodType):
+        value = value.__func__
+    if isinstance(value, functools.partial):
+        yield from _callables_inside(value.func, namespace)
+        return
+    if isinstance(value, types.FunctionType):
+        if value.__globals__ is namespace:
+            yield value
+        wrapped = getattr(value, "__wrapped__", None)
+        if wrapped is not None and wrapped is not value:
+            yield from _callables_inside(wrapped, namespace)
+        for cell in value.__closure__ or ():
+            try:
+                inner = cell.cell_contents
+            except ValueError:
+                continue
+            if isinstance(inner, (types.FunctionType, types.MethodType, functools.partial)):
+                yield from _callables_inside(inner, namespace)
+        return
+    cls = value if isinstance(value, type) else type(value)
+    if cls.__module__ != "__main__":
+        return
+    for klass in cls.__mro__:
+        if klass.__module__ != "__main__":
+            continue
+        for attr in vars(klass).values():
+            if isinstance(attr, (staticmethod, classmethod)):
+                attr = attr.__func__
+            if isinstance(attr, property):
+                candidates: tuple[Any, ...] = (attr.fget, attr.fset, attr.fdel)
+            else:
+                candidates = (attr,)
+            for c in candidates:
+                if isinstance(c, types.FunctionType) and c.__globals__ is namespace:
+                    yield c
+
+
+def globals_reached(names: Iterable[str], namespace: Mapping[str, Any]) -> tuple[set[str], bool]:
+    """Global names that code reachable from ``names`` may read or write (transitively), and
+    whether any of that code calls ``globals()``, ``exec`` or ``eval`` (then: everything)."""
+    found: set[str] = set()
+    wildcard = False
+    seen_functions: set[int] = set()
+    work = [n for n in names if n in namespace]
+    visited_names: set[str] = set(work)
+    while work:
+        value = namespace.get(work.pop())
+        for fn in _callables_inside(value, namespace):
+            if id(fn) in seen_functions:
+                continue
+            seen_functions.add(id(fn))
+            code_names: set[str] = set()
+            _code_names(fn.__code__, code_names)
+            if not wildcard and not code_names.isdisjoint(_WILDCARD_CALLS):
+                wildcard = True
+            for n in code_names:
+                if n in namespace:
+                    found.add(n)
+                    if n not in visited_names:
+                        visited_names.add(n)
+                        work.append(n)
+    return found, wildcard

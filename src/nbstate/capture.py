@@ -1,0 +1,250 @@
+"""The only module that knows IPython's hooks: it watches cells run and checkpoints after each.
+
+Per cell: an AST transformer (run by IPython while it compiles the cell, and by %time/%timeit
+for their code) records the names the code mentions, at no cost while the cell runs; after the
+cell, names rebound behind the syntax's back are found by comparing identities with the last
+commit; the co-variables that hold any of those names are handed to the Tracker; the result is
+recorded as one commit. Nothing here may ever raise into the user's cell: every failure is
+reported once as a warning, and the cell's result and output stay untouched.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .analysis import CellNames, globals_reached, names_in_source, names_in_tree
+from .state import LiveCoVariable, Tracker
+from .store import DEFAULT_NOTEBOOK, Commit, PendingCommit, Store
+
+# IPython's own names: never user state, whatever they hold.
+_IPYTHON_NAMES = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh", "_dh", "exit", "quit", "get_ipython"})
+_OUTPUT_CACHE = re.compile(r"_i?\d+\Z")
+_OWN_MAGIC = re.compile(r"\s*(%nbstate\b|%(re)?load_ext\s+nbstate\b|%unload_ext\s+nbstate\b)")
+
+
+def default_store_location(cwd: str | None = None) -> str:
+    return os.environ.get("NBSTATE_STORE") or str(Path(cwd or os.getcwd()) / ".nbstate")
+
+
+def is_own_magic_cell(raw: str) -> bool:
+    """A cell that only runs nbstate's magics (those create no commits)."""
+    lines = [ln for ln in raw.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return bool(lines) and all(_OWN_MAGIC.match(ln) for ln in lines)
+
+
+def notebook_from_environment(namespace: dict[str, Any]) -> str | None:
+    """The notebook's path, when a frontend says which notebook this kernel serves."""
+    vsc = namespace.get("__vsc_ipynb_file__")
+    if isinstance(vsc, str) and vsc:
+        return vsc
+    jpy = os.environ.get("JPY_SESSION_NAME")
+    if jpy and jpy.endswith(".ipynb"):
+        return jpy
+    return None
+
+
+class _NameRecorder(ast.NodeTransformer):
+    """Registered in ``shell.ast_transformers``: sees every tree IPython compiles, changes none."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def visit(self, node: ast.AST) -> ast.AST:
+        try:
+            self.recorder.saw_code(names_in_tree(node))
+        except Exception as exc:  # pragma: no cover - defensive: never disturb compilation
+            self.recorder.report(exc)
+            self.recorder.saw_code(CellNames(everything=True))
+        return node
+
+
+class Recorder:
+    """Checkpoints one IPython shell's namespace after every cell."""
+
+    def __init__(self, shell: Any, store_location: str | None = None, notebook: str | None = None) -> None:
+        self.shell = shell
+        self.namespace: dict[str, Any] = shell.user_ns
+        self.hidden: dict[str, Any] = dict(getattr(shell, "user_ns_hidden", {}))
+        self.store = Store(store_location or default_store_location())
+        self.notebook_path = notebook or notebook_from_environment(self.namespace)
+        self.notebook_id = self._notebook_id(self.notebook_path)
+        self.session_id = uuid.uuid4().hex
+        self.store.ensure_notebook(self.notebook_id, self.notebook_path)
+        self.store.start_session(self.session_id, self.notebook_id, sys.version.split()[0], __version__)
+        self.tracker = Tracker(self.namespace)
+        self._pending = CellNames()
+        self._depth = 0
+        self._started = 0.0
+        self._raw_cell = ""
+        self._identities: dict[str, int] = {}
+        self._warned = False
+        self.last_error: str | None = None
+        self.last_commit: Commit | None = None
+        self._transformer = _NameRecorder(self)
+
+    def _notebook_id(self, path: str | None) -> str:
+        if not path:
+            return DEFAULT_NOTEBOOK
+        p = Path(path)
+        try:
+            return str(p.resolve().relative_to(self.store.root.resolve().parent))
+        except ValueError:
+            return str(p.resolve()) if p.is_absolute() else str(p)
+
+    # --- wiring --------------------------------------------------------------------------------
+
+    def register(self) -> None:
+        self.shell.events.register("pre_run_cell", self.pre_run_cell)
+        self.shell.events.register("post_run_cell", self.post_run_cell)
+        self.shell.ast_transformers.append(self._transformer)
+        if self.user_names():
+            self.commit(code="# state before nbstate was loaded", everything=True, kind="baseline")
+        else:
+            self._identities = {}
+
+    def unregister(self) -> None:
+        for event, fn in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
+            try:
+                self.shell.events.unregister(event, fn)
+            except ValueError:
+                pass
+        if self._transformer in self.shell.ast_transformers:
+            self.shell.ast_transformers.remove(self._transformer)
+        self.store.close()
+
+    # --- events --------------------------------------------------------------------------------
+
+    def saw_code(self, names: CellNames) -> None:
+        self._pending.update(names)
+        # Functions are looked at now, before the cell can rebind them.
+        reached, wildcard = globals_reached(names.reads, self.namespace)
+        self._pending.reads |= reached
+        self._pending.everything |= wildcard
+
+    def pre_run_cell(self, info: Any) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self._started = time.time()
+            self._raw_cell = getattr(info, "raw_cell", "") or ""
+
+    def post_run_cell(self, result: Any) -> None:
+        if self._depth == 0:  # the cell that loaded the extension: it had no pre_run_cell
+            return
+        self._depth -= 1
+        if self._depth > 0:  # a cell run by a magic inside another cell
+            return
+        if is_own_magic_cell(self._raw_cell):
+            return
+        duration = time.time() - self._started
+        error = result.error_in_exec or result.error_before_exec
+        error_text = None if error is None else f"{type(error).__name__}: {error}"
+        self.commit(
+            code=self._raw_cell,
+            execution_count=getattr(result, "execution_count", None),
+            started=self._started,
+            duration=duration,
+            error=error_text,
+        )
+
+    # --- the checkpoint ------------------------------------------------------------------------
+
+    def is_user_name(self, name: str) -> bool:
+        if name in _IPYTHON_NAMES or (name.startswith("__") and name.endswith("__")) or _OUTPUT_CACHE.match(name):
+            return False
+        hidden = self.hidden.get(name, _MISSING)
+        return hidden is _MISSING or self.namespace.get(name, _MISSING) is not hidden
+
+    def user_names(self) -> set[str]:
+        return {n for n in self.namespace if self.is_user_name(n)}
+
+    def commit(
+        self,
+        code: str,
+        execution_count: int | None = None,
+        started: float | None = None,
+        duration: float = 0.0,
+        error: str | None = None,
+        everything: bool = False,
+        kind: str = "auto",
+        message: str | None = None,
+    ) -> Commit | None:
+        """Checkpoint what changed since the last commit; never raises."""
+        t0 = time.perf_counter()
+        try:
+            names = self._pending
+            self._pending = CellNames()
+            user = self.user_names()
+            touched = self._touched(names, user, everything or names.everything)
+            cp = self.tracker.checkpoint(touched, user, self.store.blobs)
+            pending = PendingCommit(
+                notebook_id=self.notebook_id,
+                session_id=self.session_id,
+                code=code,
+                execution_count=execution_count,
+                started=started if started is not None else time.time(),
+                duration=duration,
+                reads=sorted(names.reads & (user | set(self._identities))),
+                writes=sorted({n for v, _ in cp.new for n in v.names}),
+                deletes=cp.deleted,
+                error=error,
+                kept=cp.kept,
+                new_versions=[v for v, _ in cp.new],
+                blobs=cp.blobs,
+                kind=kind,
+                message=message,
+            )
+            pending.capture_seconds = time.perf_counter() - t0
+            commit = self.store.record(pending)
+            _assign_version_ids(cp.new, commit)
+            self._identities = {n: id(self.namespace[n]) for n in user}
+            self.last_commit = commit
+            return commit
+        except Exception as exc:
+            self.report(exc)
+            self._pending.everything = True  # whatever was missed is looked at next time
+            return None
+
+    def _touched(self, names: CellNames, user: set[str], everything: bool) -> set[str]:
+        if everything:
+            return user | self.tracker.all_names()
+        touched = (names.touched & (user | self.tracker.all_names()))
+        touched |= _rebound(self._identities, self.namespace, user)
+        return touched
+
+    def report(self, exc: BaseException) -> None:
+        self.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if not self._warned:
+            self._warned = True
+            print(
+                f"nbstate: could not checkpoint this cell ({self.last_error}). Your cell ran normally; "
+                "`%nbstate status` shows the last error. Further errors are not printed.",
+                file=sys.stderr,
+            )
+
+
+_MISSING = object()
+
+
+def _rebound(identities: dict[str, int], namespace: dict[str, Any], user: Iterable[str]) -> set[str]:
+    """Names bound, rebound or unbound since the last commit (whatever the syntax showed)."""
+    changed = {n for n in user if identities.get(n) != id(namespace[n])}
+    changed |= {n for n in identities if n not in namespace}
+    return changed
+
+
+def _assign_version_ids(new: list[tuple[Any, LiveCoVariable]], commit: Commit) -> None:
+    for version, live in new:
+        live.version_id = commit.state[version.names[0]]
+
+
+__all__ = ["Recorder", "default_store_location", "is_own_magic_cell", "names_in_source"]

@@ -1,0 +1,196 @@
+"""Co-variables, fingerprints and the decision of what a cell changed.
+
+A co-variable is a set of names whose values share a mutable object; it is stored, versioned
+and restored as one unit so that aliasing survives. ``Tracker`` keeps the co-variables of the
+live namespace with the ids of the objects each reached when it was last serialized, and, given
+the names a cell touched, serializes only those co-variables (plus any an object now links them
+to), once each. Unchanged fingerprint: the old version is kept and nothing is written.
+Never imports IPython; never raises into the user's cell (the caller guards it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import codec
+from .blobs import BlobFiles, Chunk, Written, digest, fingerprint, split
+from .store import NewVersion, Store, VariableVersion
+
+
+@dataclass
+class LiveCoVariable:
+    names: frozenset[str]
+    version_id: int | None  # None until the commit that records it is written
+    fingerprint: str | None
+    ids: set[int]
+
+
+@dataclass
+class Checkpoint:
+    """What one cell changed, ready to be recorded."""
+
+    kept: dict[str, int]  # every live name whose version is already stored
+    new: list[tuple[NewVersion, LiveCoVariable]]
+    blobs: list[Written]
+    deleted: list[str]
+
+
+def describe(value: Any) -> str:
+    """A short human description of a value's type (and shape where it has one)."""
+    t = type(value)
+    name = t.__qualname__ if t.__module__ in ("builtins", "__main__") else f"{t.__module__.split('.')[0]}.{t.__qualname__}"
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple) and all(isinstance(d, int) for d in shape):
+        dtype = getattr(value, "dtype", None)
+        return f"{name}{list(shape)}" + (f" {dtype}" if dtype is not None and not hasattr(value, "columns") else "")
+    if isinstance(value, (list, dict, set, tuple, str, bytes)):
+        return f"{name} len={len(value)}"
+    return name
+
+
+def _manifest(ser: codec.Serialized, names: list[str]) -> tuple[dict[str, Any], list[Chunk], str]:
+    stream_chunks = list(split(ser.stream))
+    buffers = []
+    chunks = list(stream_chunks)
+    parts = [(len(ser.stream), [c.hash for c in stream_chunks])]
+    for buf in ser.buffers:
+        cs = list(split(buf))
+        chunks.extend(cs)
+        buffers.append({"n": buf.nbytes, "chunks": [c.hash for c in cs]})
+        parts.append((buf.nbytes, [c.hash for c in cs]))
+    manifest = {"names": names, "stream": {"n": len(ser.stream), "chunks": parts[0][1]}, "buffers": buffers}
+    return manifest, chunks, fingerprint(parts)
+
+
+class Tracker:
+    """The co-variables of one live namespace, kept in step with the store's versions."""
+
+    def __init__(self, namespace: Mapping[str, Any]) -> None:
+        self.namespace = namespace
+        self.by_name: dict[str, LiveCoVariable] = {}
+        self._by_id: dict[int, LiveCoVariable] = {}
+        self.unserializable: dict[str, str] = {}
+
+    def _forget(self, covar: LiveCoVariable) -> None:
+        for name in covar.names:
+            if self.by_name.get(name) is covar:
+                del self.by_name[name]
+        for oid in covar.ids:
+            if self._by_id.get(oid) is covar:
+                del self._by_id[oid]
+
+    def adopt(self, covar: LiveCoVariable) -> None:
+        """Make ``covar`` the live co-variable of its names (after a commit or a checkout)."""
+        for name in covar.names:
+            old = self.by_name.get(name)
+            if old is not None and old is not covar:
+                self._forget(old)
+            self.by_name[name] = covar
+        for oid in covar.ids:
+            self._by_id[oid] = covar
+
+    def checkpoint(self, touched: set[str], user_names: set[str], blobs: BlobFiles) -> Checkpoint:
+        ns = self.namespace
+        deleted = sorted(n for n in self.by_name if n not in user_names)
+        # Every member of a co-variable that holds a touched (or deleted) name may have changed.
+        candidates = {n for n in touched if n in user_names}
+        for n in list(touched) + deleted:
+            covar = self.by_name.get(n)
+            if covar is not None:
+                candidates |= {m for m in covar.names if m in user_names}
+        single: dict[str, codec.Serialized] = {}
+        pending = sorted(candidates)
+        while pending:
+            name = pending.pop()
+            ser = codec.serialize([ns[name]], ns)
+            single[name] = ser
+            # An object now shared with an untouched co-variable pulls that one in as well.
+            for oid in ser.ids:
+                other = self._by_id.get(oid)
+                if other is None:
+                    continue
+                for m in other.names:
+                    if m in user_names and m not in single and m not in pending:
+                        pending.append(m)
+        groups = _group_by_shared_ids(single)
+        old_covars = {id(c): c for n in list(single) + deleted if (c := self.by_name.get(n)) is not None}
+        result = Checkpoint(kept={}, new=[], blobs=[], deleted=deleted)
+        for members in groups:
+            names = sorted(members)
+            ser = single[names[0]] if len(names) == 1 else codec.serialize([ns[n] for n in names], ns)
+            if not ser.ok:
+                ser.ids = set().union(*(single[n].ids for n in names))
+            types = {n: describe(ns[n]) for n in names}
+            previous = self.by_name.get(names[0])
+            if ser.ok:
+                manifest, chunks, fp = _manifest(ser, names)
+                if previous is not None and previous.names == frozenset(names) and previous.fingerprint == fp and previous.version_id is not None:
+                    old_covars.pop(id(previous), None)
+                    self._forget(previous)
+                    previous.ids = ser.ids
+                    self.adopt(previous)
+                    continue
+                for chunk in chunks:
+                    written = blobs.put(chunk)
+                    if written is not None:
+                        result.blobs.append(written)
+                for n in names:
+                    self.unserializable.pop(n, None)
+                version = NewVersion(names, fp, manifest, ser.nbytes, True, None, types)
+            else:
+                fp = None
+                for n in names:
+                    self.unserializable[n] = ser.error or "not serializable"
+                version = NewVersion(names, None, None, 0, False, ser.error, types)
+            live = LiveCoVariable(frozenset(names), None, fp, ser.ids)
+            result.new.append((version, live))
+        for covar in old_covars.values():
+            self._forget(covar)
+        for n in deleted:
+            self.unserializable.pop(n, None)
+        for _, live in result.new:
+            self.adopt(live)
+        result.kept = {n: cv.version_id for n, cv in self.by_name.items() if cv.version_id is not None}
+        return result
+
+    def all_names(self) -> set[str]:
+        return set(self.by_name)
+
+
+def _group_by_shared_ids(single: Mapping[str, codec.Serialized]) -> list[set[str]]:
+    parent: dict[str, str] = {n: n for n in single}
+
+    def find(n: str) -> str:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    owner: dict[int, str] = {}
+    for name, ser in single.items():
+        for oid in ser.ids:
+            first = owner.setdefault(oid, name)
+            if first != name:
+                a, b = find(first), find(name)
+                if a != b:
+                    parent[b] = a
+    groups: dict[str, set[str]] = {}
+    for n in single:
+        groups.setdefault(find(n), set()).add(n)
+    return list(groups.values())
+
+
+def load_version(store: Store, version: VariableVersion, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild a stored co-variable's values (verified against their hashes) as name -> value."""
+    if not version.serializable or version.manifest is None:
+        raise ValueError(f"{', '.join(version.names)} was not serializable: {version.reason}")
+    m = version.manifest
+    stream = store.blobs.read_into(m["stream"]["chunks"], m["stream"]["n"])
+    buffers = [store.blobs.read_into(b["chunks"], b["n"]) for b in m["buffers"]]
+    values = codec.deserialize(bytes(stream), buffers, namespace)
+    return dict(zip(m["names"], values))
+
+
+__all__ = ["Tracker", "LiveCoVariable", "Checkpoint", "describe", "load_version", "digest"]

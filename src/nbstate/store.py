@@ -1,0 +1,361 @@
+"""The store: SQLite metadata (notebooks, sessions, cell runs, variable versions, commits, refs)
+beside a directory of content-addressed blobs.
+
+Blobs are written before the commit that names them, and each commit is one SQLite transaction,
+so a crash leaves at worst unreferenced blobs, never a commit that points at nothing. This
+module never imports IPython. docs/FORMAT.md describes the layout; FORMAT_VERSION names it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .blobs import BlobFiles, Written
+
+FORMAT_VERSION = 1
+DEFAULT_BRANCH = "main"
+DEFAULT_NOTEBOOK = "default"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notebooks (
+    id TEXT PRIMARY KEY, path TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY, notebook_id TEXT NOT NULL REFERENCES notebooks(id),
+    started REAL NOT NULL, pid INTEGER, python TEXT, nbstate TEXT, cwd TEXT);
+CREATE TABLE IF NOT EXISTS cell_runs (
+    id INTEGER PRIMARY KEY, session_id TEXT NOT NULL REFERENCES sessions(id),
+    execution_count INTEGER, code TEXT NOT NULL, started REAL NOT NULL, duration REAL NOT NULL,
+    reads TEXT NOT NULL, writes TEXT NOT NULL, deletes TEXT NOT NULL, error TEXT,
+    capture_seconds REAL);
+CREATE TABLE IF NOT EXISTS blobs (
+    hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_size INTEGER NOT NULL,
+    codec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS var_versions (
+    id INTEGER PRIMARY KEY, names TEXT NOT NULL, fingerprint TEXT, manifest TEXT,
+    size INTEGER NOT NULL, serializable INTEGER NOT NULL, reason TEXT,
+    types TEXT NOT NULL, cell_run_id INTEGER REFERENCES cell_runs(id));
+CREATE TABLE IF NOT EXISTS commits (
+    id TEXT PRIMARY KEY, notebook_id TEXT NOT NULL REFERENCES notebooks(id),
+    parent TEXT REFERENCES commits(id), cell_run_id INTEGER REFERENCES cell_runs(id),
+    state TEXT NOT NULL, message TEXT, kind TEXT NOT NULL, created REAL NOT NULL,
+    code TEXT, bytes_added INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS commits_by_notebook ON commits(notebook_id, seq);
+CREATE TABLE IF NOT EXISTS refs (
+    notebook_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, target TEXT NOT NULL,
+    PRIMARY KEY (notebook_id, kind, name));
+CREATE TABLE IF NOT EXISTS heads (
+    notebook_id TEXT PRIMARY KEY, branch TEXT, commit_id TEXT);
+"""
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used as asked; the message says what to do."""
+
+
+@dataclass
+class VariableVersion:
+    id: int
+    names: list[str]
+    fingerprint: str | None
+    manifest: dict[str, Any] | None
+    size: int
+    serializable: bool
+    reason: str | None
+    types: dict[str, str]
+    cell_run_id: int | None
+
+
+@dataclass
+class Commit:
+    id: str
+    notebook_id: str
+    parent: str | None
+    cell_run_id: int | None
+    state: dict[str, int]
+    message: str | None
+    kind: str
+    created: float
+    code: list[str] | None
+    bytes_added: int
+    seq: int
+
+    @property
+    def short(self) -> str:
+        return self.id[:8]
+
+
+@dataclass
+class CellRun:
+    id: int
+    session_id: str
+    execution_count: int | None
+    code: str
+    started: float
+    duration: float
+    reads: list[str]
+    writes: list[str]
+    deletes: list[str]
+    error: str | None
+    capture_seconds: float | None
+
+
+@dataclass
+class NewVersion:
+    """A variable version to be recorded with the next commit."""
+
+    names: list[str]
+    fingerprint: str | None
+    manifest: dict[str, Any] | None
+    size: int
+    serializable: bool
+    reason: str | None
+    types: dict[str, str]
+
+
+@dataclass
+class PendingCommit:
+    notebook_id: str
+    session_id: str
+    code: str
+    execution_count: int | None
+    started: float
+    duration: float
+    reads: list[str]
+    writes: list[str]
+    deletes: list[str]
+    error: str | None
+    kept: dict[str, int]  # name -> existing version id
+    new_versions: list[NewVersion] = field(default_factory=list)
+    blobs: list[Written] = field(default_factory=list)
+    capture_seconds: float | None = None
+    message: str | None = None
+    kind: str = "auto"
+
+
+class Store:
+    """An nbstate store on the local file system."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the store directory {self.root}: {exc.strerror}. "
+                "Choose another location with NBSTATE_STORE or `%nbstate init --store PATH`."
+            ) from None
+        self.blobs = BlobFiles(self.root)
+        self.db = sqlite3.connect(self.root / "nbstate.sqlite", timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        with self.transaction():
+            for stmt in _SCHEMA.strip().split(";"):
+                if stmt.strip():
+                    self.db.execute(stmt)
+            row = self.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
+                self.db.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
+            elif int(row[0]) > FORMAT_VERSION:
+                raise StoreError(
+                    f"the store {self.root} has format version {row[0]}, newer than this nbstate "
+                    f"understands ({FORMAT_VERSION}); upgrade nbstate (pip install -U nbstate)."
+                )
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- notebooks and sessions ----------------------------------------------------------------
+
+    def ensure_notebook(self, notebook_id: str, path: str | None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO notebooks VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET path=coalesce(excluded.path, path)",
+                (notebook_id, path, time.time()),
+            )
+            db.execute("INSERT OR IGNORE INTO heads VALUES (?, ?, NULL)", (notebook_id, DEFAULT_BRANCH))
+
+    def start_session(self, session_id: str, notebook_id: str, python: str, nbstate: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session_id, notebook_id, time.time(), os.getpid(), python, nbstate, os.getcwd()),
+            )
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def head(self, notebook_id: str) -> tuple[str | None, str | None]:
+        """(branch or None when detached, commit id or None when the history is empty)."""
+        row = self.db.execute("SELECT branch, commit_id FROM heads WHERE notebook_id=?", (notebook_id,)).fetchone()
+        if row is None:
+            return DEFAULT_BRANCH, None
+        branch, commit_id = row
+        if branch is not None:
+            return branch, self.ref(notebook_id, "branch", branch)
+        return None, commit_id
+
+    def ref(self, notebook_id: str, kind: str, name: str) -> str | None:
+        row = self.db.execute(
+            "SELECT target FROM refs WHERE notebook_id=? AND kind=? AND name=?", (notebook_id, kind, name)
+        ).fetchone()
+        return row[0] if row else None
+
+    def refs(self, notebook_id: str, kind: str) -> dict[str, str]:
+        rows = self.db.execute("SELECT name, target FROM refs WHERE notebook_id=? AND kind=? ORDER BY name", (notebook_id, kind))
+        return dict(rows.fetchall())
+
+    def commit(self, commit_id: str) -> Commit:
+        row = self.db.execute(f"SELECT {_COMMIT_COLUMNS} FROM commits WHERE id=?", (commit_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no commit {commit_id!r} in {self.root}; `%nbstate log` lists the commits")
+        return _commit_from_row(row)
+
+    def commits(self, notebook_id: str | None = None, limit: int | None = None) -> list[Commit]:
+        """Commits newest first (all notebooks when ``notebook_id`` is None)."""
+        sql = f"SELECT {_COMMIT_COLUMNS} FROM commits"
+        args: list[Any] = []
+        if notebook_id is not None:
+            sql += " WHERE notebook_id=?"
+            args.append(notebook_id)
+        sql += " ORDER BY seq DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_commit_from_row(r) for r in self.db.execute(sql, args)]
+
+    def commit_ids_with_prefix(self, prefix: str) -> list[str]:
+        rows = self.db.execute("SELECT id FROM commits WHERE id >= ? AND id < ? LIMIT 3", (prefix, prefix + "\uffff"))
+        return [r[0] for r in rows]
+
+    def ancestors(self, commit_id: str | None) -> Iterator[Commit]:
+        while commit_id is not None:
+            c = self.commit(commit_id)
+            yield c
+            commit_id = c.parent
+
+    def versions(self, ids: list[int]) -> dict[int, VariableVersion]:
+        out: dict[int, VariableVersion] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            q = ",".join("?" * len(part))
+            for row in self.db.execute(
+                f"SELECT id, names, fingerprint, manifest, size, serializable, reason, types, cell_run_id FROM var_versions WHERE id IN ({q})",
+                part,
+            ):
+                out[row[0]] = VariableVersion(
+                    row[0], json.loads(row[1]), row[2], json.loads(row[3]) if row[3] else None,
+                    row[4], bool(row[5]), row[6], json.loads(row[7]), row[8],
+                )
+        return out
+
+    def cell_run(self, run_id: int) -> CellRun:
+        row = self.db.execute(
+            "SELECT id, session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds FROM cell_runs WHERE id=?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no cell run {run_id} in {self.root}")
+        return CellRun(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), json.loads(row[8]), row[9], row[10])
+
+    def sessions(self, notebook_id: str) -> list[tuple[str, float]]:
+        return self.db.execute("SELECT id, started FROM sessions WHERE notebook_id=? ORDER BY started", (notebook_id,)).fetchall()
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def record(self, pending: PendingCommit) -> Commit:
+        """Record a cell run, its new variable versions and the commit, in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)",
+                [(b.hash, b.size, b.stored_size, b.codec) for b in pending.blobs],
+            )
+            run_id = db.execute(
+                "INSERT INTO cell_runs (session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    pending.session_id, pending.execution_count, pending.code, pending.started, pending.duration,
+                    json.dumps(pending.reads), json.dumps(pending.writes), json.dumps(pending.deletes),
+                    pending.error, pending.capture_seconds,
+                ),
+            ).lastrowid
+            state = dict(pending.kept)
+            for v in pending.new_versions:
+                vid = db.execute(
+                    "INSERT INTO var_versions (names, fingerprint, manifest, size, serializable, reason, types, cell_run_id) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        json.dumps(v.names), v.fingerprint, json.dumps(v.manifest) if v.manifest else None,
+                        v.size, int(v.serializable), v.reason, json.dumps(v.types), run_id,
+                    ),
+                ).lastrowid
+                for name in v.names:
+                    state[name] = vid
+            branch, parent = self._head_in(db, pending.notebook_id)
+            seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM commits").fetchone()[0]
+            commit_id = _commit_id(pending.notebook_id, parent, seq, now)
+            bytes_added = sum(b.stored_size for b in pending.blobs)
+            state_json = json.dumps(dict(sorted(state.items())))
+            db.execute(
+                f"INSERT INTO commits ({_COMMIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (commit_id, pending.notebook_id, parent, run_id, state_json, pending.message, pending.kind, now, None, bytes_added, seq),
+            )
+            self._advance(db, pending.notebook_id, branch, commit_id)
+        return self.commit(commit_id)
+
+    def _head_in(self, db: sqlite3.Connection, notebook_id: str) -> tuple[str | None, str | None]:
+        row = db.execute("SELECT branch, commit_id FROM heads WHERE notebook_id=?", (notebook_id,)).fetchone()
+        branch, commit_id = row if row else (DEFAULT_BRANCH, None)
+        if branch is not None:
+            target = db.execute(
+                "SELECT target FROM refs WHERE notebook_id=? AND kind='branch' AND name=?", (notebook_id, branch)
+            ).fetchone()
+            commit_id = target[0] if target else None
+        return branch, commit_id
+
+    def _advance(self, db: sqlite3.Connection, notebook_id: str, branch: str | None, commit_id: str) -> None:
+        if branch is None:
+            db.execute("UPDATE heads SET commit_id=? WHERE notebook_id=?", (commit_id, notebook_id))
+        else:
+            db.execute(
+                "INSERT INTO refs VALUES (?, 'branch', ?, ?) ON CONFLICT(notebook_id, kind, name) DO UPDATE SET target=excluded.target",
+                (notebook_id, branch, commit_id),
+            )
+
+    def stored_bytes(self) -> int:
+        return self.db.execute("SELECT coalesce(sum(stored_size), 0) FROM blobs").fetchone()[0]
+
+
+_COMMIT_COLUMNS = "id, notebook_id, parent, cell_run_id, state, message, kind, created, code, bytes_added, seq"
+
+
+def _commit_from_row(row: tuple) -> Commit:
+    return Commit(
+        row[0], row[1], row[2], row[3], {k: int(v) for k, v in json.loads(row[4]).items()},
+        row[5], row[6], row[7], json.loads(row[8]) if row[8] else None, row[9], row[10],
+    )
+
+
+def _commit_id(notebook_id: str, parent: str | None, seq: int, now: float) -> str:
+    import hashlib
+
+    text = f"{notebook_id}\0{parent}\0{seq}\0{now!r}\0{os.getpid()}\0{os.urandom(8).hex()}"
+    return hashlib.sha1(text.encode()).hexdigest()

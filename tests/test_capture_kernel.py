@@ -1,0 +1,37 @@
+"""Capture in a real kernel: every cell becomes a commit that records what it changed."""
+
+from __future__ import annotations
+
+import json
+
+
+def log(kernel):
+    return json.loads(kernel.ok("%nbstate log --json").stdout)
+
+
+def test_each_cell_commits_what_it_created_changed_and_deleted(kernel):
+    kernel.ok("a = [1, 2, 3]\nb = {'k': 1}")
+    kernel.ok("a.append(4)")
+    kernel.ok("del b")
+    entries = log(kernel)
+    assert [e["first_line"] for e in entries] == ["del b", "a.append(4)", "a = [1, 2, 3]"]
+    assert entries[2]["created"] == ["a", "b"]
+    assert entries[1]["changed"] == ["a"] and entries[1]["created"] == []
+    assert entries[0]["deleted"] == ["b"] and entries[0]["changed"] == []
+    assert [e["execution_count"] for e in entries] == [4, 3, 2]
+    assert entries[2]["bytes_added"] > 0
+
+
+def test_magic_only_cells_and_silent_executions_make_no_commit(kernel):
+    kernel.ok("x = 1")
+    kernel.ok("%nbstate status")
+    kernel.run("y = 2", silent=True)
+    assert len(log(kernel)) == 1
+
+
+def test_failing_cell_is_committed_and_marked_failed(kernel):
+    r = kernel.run("z = [0]\nz.append(1)\n1/0")
+    assert r.error == "ZeroDivisionError: division by zero"
+    (entry,) = log(kernel)
+    assert entry["error"].startswith("ZeroDivisionError")
+    assert entry["created"] == ["z"]

@@ -200,6 +200,7 @@ class Recorder:
                 kept=cp.kept,
                 new_versions=[v for v, _ in cp.new],
                 blobs=cp.blobs,
+                examined=cp.examined,
                 kind=kind,
                 message=message,
             )

@@ -31,6 +31,7 @@ class LogEntry:
     error: str | None = None
     duration: float | None = None
     capture_seconds: float | None = None
+    examined: list[str] = field(default_factory=list)
 
 
 def state_changes(before: dict[str, int], after: dict[str, int]) -> tuple[list[str], list[str], list[str]]:
@@ -77,6 +78,7 @@ def log(store: Store, notebook_id: str | None, limit: int | None = None) -> list
                 error=run.error if run else None,
                 duration=run.duration if run else None,
                 capture_seconds=run.capture_seconds if run else None,
+                examined=run.examined if run else [],
             )
         )
     return entries

@@ -35,6 +35,7 @@ class Checkpoint:
     new: list[tuple[NewVersion, LiveCoVariable]]
     blobs: list[Written]
     deleted: list[str]
+    examined: list[str]  # the names whose values were serialized to decide
 
 
 def describe(value: Any) -> str:
@@ -116,7 +117,7 @@ class Tracker:
                         pending.append(m)
         groups = _group_by_shared_ids(single)
         old_covars = {id(c): c for n in list(single) + deleted if (c := self.by_name.get(n)) is not None}
-        result = Checkpoint(kept={}, new=[], blobs=[], deleted=deleted)
+        result = Checkpoint(kept={}, new=[], blobs=[], deleted=deleted, examined=sorted(single))
         for members in groups:
             names = sorted(members)
             ser = single[names[0]] if len(names) == 1 else codec.serialize([ns[n] for n in names], ns)

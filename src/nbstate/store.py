@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS cell_runs (
     id INTEGER PRIMARY KEY, session_id TEXT NOT NULL REFERENCES sessions(id),
     execution_count INTEGER, code TEXT NOT NULL, started REAL NOT NULL, duration REAL NOT NULL,
     reads TEXT NOT NULL, writes TEXT NOT NULL, deletes TEXT NOT NULL, error TEXT,
-    capture_seconds REAL);
+    capture_seconds REAL, examined TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (
     hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_size INTEGER NOT NULL,
     codec TEXT NOT NULL);
@@ -106,6 +106,7 @@ class CellRun:
     deletes: list[str]
     error: str | None
     capture_seconds: float | None
+    examined: list[str]
 
 
 @dataclass
@@ -137,6 +138,7 @@ class PendingCommit:
     new_versions: list[NewVersion] = field(default_factory=list)
     blobs: list[Written] = field(default_factory=list)
     capture_seconds: float | None = None
+    examined: list[str] = field(default_factory=list)
     message: str | None = None
     kind: str = "auto"
 
@@ -270,12 +272,12 @@ class Store:
 
     def cell_run(self, run_id: int) -> CellRun:
         row = self.db.execute(
-            "SELECT id, session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds FROM cell_runs WHERE id=?",
+            "SELECT id, session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined FROM cell_runs WHERE id=?",
             (run_id,),
         ).fetchone()
         if row is None:
             raise StoreError(f"no cell run {run_id} in {self.root}")
-        return CellRun(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), json.loads(row[8]), row[9], row[10])
+        return CellRun(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), json.loads(row[8]), row[9], row[10], json.loads(row[11]))
 
     def sessions(self, notebook_id: str) -> list[tuple[str, float]]:
         return self.db.execute("SELECT id, started FROM sessions WHERE notebook_id=? ORDER BY started", (notebook_id,)).fetchall()
@@ -291,11 +293,11 @@ class Store:
                 [(b.hash, b.size, b.stored_size, b.codec) for b in pending.blobs],
             )
             run_id = db.execute(
-                "INSERT INTO cell_runs (session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO cell_runs (session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     pending.session_id, pending.execution_count, pending.code, pending.started, pending.duration,
                     json.dumps(pending.reads), json.dumps(pending.writes), json.dumps(pending.deletes),
-                    pending.error, pending.capture_seconds,
+                    pending.error, pending.capture_seconds, json.dumps(pending.examined),
                 ),
             ).lastrowid
             state = dict(pending.kept)

@@ -215,6 +215,27 @@ class Recorder:
             self._pending.everything = True  # whatever was missed is looked at next time
             return None
 
+    def live_versions(self) -> dict[str, int]:
+        """Each user name's version id as last recorded (names not yet recorded are absent)."""
+        return {n: cv.version_id for n, cv in self.tracker.by_name.items() if cv.version_id is not None}
+
+    def transform(self, code: str) -> str:
+        """A cell's source as IPython would compile it (magics become calls)."""
+        try:
+            return self.shell.transform_cell(code)
+        except Exception:
+            return code
+
+    def after_restore(self, restored: Iterable[LiveCoVariable], deleted: Iterable[str]) -> None:
+        """Bring the tracker in step with a namespace that a checkout just changed."""
+        self.tracker.drop(set(deleted))
+        for live in restored:
+            self.tracker.adopt(live)
+        untracked = self.user_names() - self.tracker.all_names()
+        self.tracker.drop(untracked)
+        self._pending = CellNames(writes=untracked)
+        self._identities = {n: id(self.namespace[n]) for n in self.user_names()}
+
     def _touched(self, names: CellNames, user: set[str], everything: bool) -> set[str]:
         if everything:
             return user | self.tracker.all_names()

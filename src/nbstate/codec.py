@@ -68,6 +68,14 @@ class NotSerializable(Exception):
     """Raised when an object graph holds something that cannot be pickled."""
 
 
+class MissingName(pickle.UnpicklingError):
+    """A stored object refers to a notebook class that the target namespace does not hold."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"class {name!r} is referenced by a stored object but is not defined in the namespace")
+        self.name = name
+
+
 @dataclass
 class Serialized:
     """The outcome of one pickling pass over a co-variable (or a single candidate name)."""
@@ -123,6 +131,8 @@ def _is_shareable(obj: Any, namespace: Mapping[str, Any]) -> bool:
 # Where functions and classes restored by value find their globals. Set for the duration of one
 # ``deserialize`` call; functions made outside of one get a fresh dict.
 _restore_namespace: dict[str, Any] | None = None
+# Where references to notebook classes by name are resolved (defaults to _restore_namespace).
+_restore_lookup: Mapping[str, Any] | None = None
 
 
 def _target_namespace() -> dict[str, Any]:
@@ -146,20 +156,18 @@ def _set_function_state(fn: types.FunctionType, state: dict[str, Any]) -> types.
     fn.__doc__ = state["doc"]
     fn.__annotations__ = state["annotations"]
     fn.__dict__.update(state["dict"])
-    for cell, (filled, value) in zip(fn.__closure__ or (), state["cells"]):
+    for cell, (filled, value) in zip(fn.__closure__ or (), state["cells"], strict=True):
         if filled:
             cell.cell_contents = value
     return fn
 
 
 def _lookup_namespace(name: str) -> Any:
-    ns = _target_namespace()
+    ns = _restore_lookup if _restore_lookup is not None else _target_namespace()
     try:
         return ns[name]
     except KeyError:
-        raise pickle.UnpicklingError(
-            f"class {name!r} is referenced by a stored object but is not defined in the namespace"
-        ) from None
+        raise MissingName(name) from None
 
 
 def _make_class(metaclass: type, name: str, bases: tuple, skeleton: dict[str, Any]) -> type:
@@ -283,8 +291,29 @@ def _describe_failure(exc: BaseException) -> str:
 
 def deserialize(stream: bytes, buffers: list[Any], namespace: dict[str, Any]) -> tuple:
     """Unpickle a co-variable's values; notebook functions get ``namespace`` as their globals."""
-    with restoring_into(namespace):
-        return pickle.loads(stream, buffers=buffers)
+    return load(stream, buffers, namespace)[0]
+
+
+def load(
+    stream: bytes, buffers: list[Any], namespace: dict[str, Any], lookup: Mapping[str, Any] | None = None
+) -> tuple[tuple, set[int]]:
+    """Unpickle values and return them with the ids of the shareable objects they are made of.
+
+    Functions get ``namespace`` as their globals; notebook classes referenced by name are found
+    in ``lookup`` (default: ``namespace``).
+    """
+    global _restore_lookup
+    previous = _restore_lookup
+    _restore_lookup = lookup
+    try:
+        with restoring_into(namespace):
+            unpickler = pickle.Unpickler(io.BytesIO(stream), buffers=buffers)
+            values = unpickler.load()
+            memo = unpickler.memo.copy()
+    finally:
+        _restore_lookup = previous
+    ids = {id(obj) for obj in memo.values() if _is_shareable(obj, namespace)}
+    return values, ids
 
 
 @contextlib.contextmanager

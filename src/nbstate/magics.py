@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from . import porcelain
+from .store import StoreError
+from .timetravel import CheckoutError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,10 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     p = sub.add_parser("log", help="the history of this notebook's state")
     p.add_argument("-n", type=int, default=None, help="show at most N commits")
-    p.add_argument("--all", action="store_true", help="every notebook in the store")
+    p.add_argument("--all", action="store_true", help="commits of every branch, not only HEAD's history")
+    p.add_argument("--graph", action="store_true", help="draw the commit graph")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("status", help="store, HEAD, branch, variables that cannot be stored")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("undo", help="variable state back N cell runs (code untouched)")
+    p.add_argument("n", nargs="?", type=int, default=1)
+    p = sub.add_parser("checkout", help="restore the state of REF: commit id/prefix, branch, tag, HEAD~N, @{-1}")
+    p.add_argument("ref")
+    p = sub.add_parser("commit", help="a named checkpoint of the current state")
+    p.add_argument("-m", "--message", required=True)
+    p = sub.add_parser("branch", help="list branches, create NAME, delete (-d) or rename (-m OLD NEW)")
+    p.add_argument("names", nargs="*")
+    p.add_argument("-d", "--delete", action="store_true")
+    p.add_argument("-m", "--move", action="store_true")
+    p = sub.add_parser("tag", help="list tags, tag REF (default HEAD) as NAME, or delete (-d)")
+    p.add_argument("names", nargs="*")
+    p.add_argument("-d", "--delete", action="store_true")
+    p = sub.add_parser("diff", help="variables and code that differ between two commits (default HEAD~1 HEAD)")
+    p.add_argument("a", nargs="?")
+    p.add_argument("b", nargs="?")
     p = sub.add_parser("init", help="choose the store (and the notebook file) for this kernel")
     p.add_argument("notebook", nargs="?", default=None, help="path of the notebook this kernel runs")
     p.add_argument("--store", default=None, help="store directory (default: $NBSTATE_STORE or ./.nbstate)")
@@ -45,6 +65,7 @@ class NbstateMagics(Magics):
         super().__init__(shell)
         self.extension = extension
 
+    @no_var_expand  # refs like @{-1} must reach us as typed
     @line_magic
     def nbstate(self, line: str) -> None:
         """Time travel for this kernel: %nbstate log | status | init. `%nbstate -h` for help."""
@@ -54,17 +75,66 @@ class NbstateMagics(Magics):
             print(build_parser().format_help() if not str(shown) else str(shown))
             return
         recorder = self.extension.recorder
-        if args.verb == "log":
-            notebook = None if args.all else recorder.notebook_id
-            print(porcelain.format_log(porcelain.log(recorder.store, notebook, args.n), as_json=args.json))
-        elif args.verb == "status":
-            st = porcelain.status(recorder.store, recorder.notebook_id, live=recorder)
-            if args.json:
-                import json
-
-                print(json.dumps(porcelain.status_dict(st), indent=1))
-            else:
-                print(porcelain.format_status(st))
-        elif args.verb == "init":
+        if args.verb == "init":
             recorder = self.extension.start(store=args.store, notebook=args.notebook)
             print(f"nbstate: recording into {recorder.store.root} (notebook {recorder.notebook_id})")
+            return
+        try:
+            print(run_verb(porcelain.Session(recorder=recorder), args))
+        except (StoreError, CheckoutError, ValueError, RuntimeError) as exc:
+            raise UsageError(str(exc)) from None
+
+
+def run_verb(session: porcelain.Session, args: argparse.Namespace) -> str:
+    """Carry out a parsed verb on a Session and return the text to show (shared with the CLI)."""
+    verb = args.verb
+    if verb == "log":
+        entries = session.log(args.n, all_branches=args.all)
+        if args.graph:
+            return porcelain.format_graph(session, entries)
+        return porcelain.format_log(entries, as_json=args.json, decorations=porcelain.decorations(session))
+    if verb == "status":
+        st = session.status()
+        return json.dumps(porcelain.status_dict(st), indent=1) if args.json else porcelain.format_status(st)
+    if verb == "undo":
+        return session.undo(args.n).summary()
+    if verb == "checkout":
+        return session.checkout(args.ref).summary()
+    if verb == "commit":
+        c = session.commit(args.message)
+        return f"committed {c.short}: {args.message}"
+    if verb == "branch":
+        return _branch(session, args)
+    if verb == "tag":
+        return _tag(session, args)
+    if verb == "diff":
+        return session.diff(args.a, args.b).format()
+    raise UsageError(f"unknown verb {verb}")
+
+
+def _branch(session: porcelain.Session, args: argparse.Namespace) -> str:
+    if args.delete:
+        for name in args.names:
+            session.delete_branch(name)
+        return f"deleted branch {', '.join(args.names)}"
+    if args.move:
+        if len(args.names) != 2:
+            raise ValueError("branch -m takes OLD NEW")
+        session.rename_branch(*args.names)
+        return f"renamed branch {args.names[0]} to {args.names[1]}"
+    if args.names:
+        target = session.branch(*args.names[:2])
+        return f"created branch {args.names[0]} at {target[:8]} (`%nbstate checkout {args.names[0]}` to switch)"
+    current, _ = session.head()
+    return "\n".join(f"{'*' if n == current else ' '} {n:<20} {t[:8]}" for n, t in session.branches().items()) or "no branches yet"
+
+
+def _tag(session: porcelain.Session, args: argparse.Namespace) -> str:
+    if args.delete:
+        for name in args.names:
+            session.delete_tag(name)
+        return f"deleted tag {', '.join(args.names)}"
+    if args.names:
+        target = session.tag(*args.names[:2])
+        return f"tagged {target[:8]} as {args.names[0]}"
+    return "\n".join(f"{n:<20} {t[:8]}" for n, t in session.tags().items()) or "no tags yet"

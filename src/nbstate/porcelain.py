@@ -93,7 +93,8 @@ def human_bytes(n: int) -> str:
     return f"{value:.1f} TB"  # pragma: no cover
 
 
-def format_log(entries: list[LogEntry], as_json: bool = False) -> str:
+def format_log(entries: list[LogEntry], as_json: bool = False, decorations: dict[str, str] | None = None) -> str:
+    decorations = decorations or {}
     if as_json:
         return json.dumps([asdict(e) for e in entries], indent=1)
     if not entries:
@@ -113,7 +114,8 @@ def format_log(entries: list[LogEntry], as_json: bool = False) -> str:
         if e.deleted:
             parts.append("-" + ",".join(e.deleted))
         flag = " FAILED" if e.error else ""
-        lines.append(f"{e.short} {count:>5} {when}  {title:<48} {' '.join(parts) or '(no change)'}  {human_bytes(e.bytes_added)}{flag}")
+        deco = f" ({decorations[e.commit]})" if e.commit in decorations else ""
+        lines.append(f"{e.short} {count:>5} {when}  {title:<48} {' '.join(parts) or '(no change)'}  {human_bytes(e.bytes_added)}{flag}{deco}")
     return "\n".join(lines)
 
 
@@ -180,3 +182,284 @@ def format_status(s: Status) -> str:
 
 def status_dict(s: Status) -> dict[str, Any]:
     return asdict(s)
+
+
+# --- time travel ---------------------------------------------------------------------------------
+
+
+@dataclass
+class VariableDiff:
+    name: str
+    change: str  # "added" | "removed" | "changed"
+    before: str | None
+    after: str | None
+
+
+@dataclass
+class Diff:
+    a: str
+    b: str
+    variables: list[VariableDiff]
+    code: list[str]  # unified diff of the cells run on each side since their common ancestor
+
+    def format(self) -> str:
+        lines = [f"diff {self.a[:8]} {self.b[:8]}"]
+        if not self.variables:
+            lines.append("no variable differs")
+        marks = {"added": "+", "removed": "-", "changed": "~"}
+        for v in self.variables:
+            detail = v.after if v.change == "added" else v.before if v.change == "removed" else f"{v.before}  ->  {v.after}"
+            lines.append(f"{marks[v.change]} {v.name}: {detail}")
+        if self.code:
+            lines.append("")
+            lines.extend(self.code)
+        return "\n".join(lines)
+
+
+def _preview(store: Store, version: Any, name: str, limit: int = 60) -> str:
+    text = f"{version.types.get(name, '?')}, {human_bytes(version.size)}"
+    if version.serializable and version.size <= 64_000:
+        from .state import load_version
+
+        try:
+            value = load_version(store, version, {})[name]
+            r = repr(value).replace("\n", " ")
+            text += f", {r if len(r) <= limit else r[: limit - 3] + '...'}"
+        except Exception:
+            pass
+    elif not version.serializable:
+        text += " (not serializable)"
+    return text
+
+
+def _cells_since(store: Store, ancestor: str | None, tip: str) -> list[str]:
+    cells = []
+    for c in store.ancestors(tip):
+        if c.id == ancestor:
+            break
+        if c.cell_run_id is not None:
+            cells.append(store.cell_run(c.cell_run_id).code)
+    return cells[::-1]
+
+
+def merge_base(store: Store, a: str, b: str) -> str | None:
+    seen = {c.id for c in store.ancestors(a)}
+    for c in store.ancestors(b):
+        if c.id in seen:
+            return c.id
+    return None
+
+
+def diff(store: Store, a: str, b: str) -> Diff:
+    """Variables added, removed and changed from commit ``a`` to ``b``, and the code between."""
+    import difflib
+
+    ca, cb = store.commit(a), store.commit(b)
+    versions = store.versions(sorted(set(ca.state.values()) | set(cb.state.values())))
+    out = []
+    for name in sorted(set(ca.state) | set(cb.state)):
+        va, vb = ca.state.get(name), cb.state.get(name)
+        if va == vb:
+            continue
+        change = "added" if va is None else "removed" if vb is None else "changed"
+        out.append(
+            VariableDiff(
+                name,
+                change,
+                _preview(store, versions[va], name) if va is not None else None,
+                _preview(store, versions[vb], name) if vb is not None else None,
+            )
+        )
+    base = merge_base(store, a, b)
+    left, right = _cells_since(store, base, a), _cells_since(store, base, b)
+    code = list(
+        difflib.unified_diff(
+            "\n\n".join(left).splitlines(), "\n\n".join(right).splitlines(), f"cells {a[:8]}", f"cells {b[:8]}", lineterm=""
+        )
+    )
+    return Diff(a, b, out, code)
+
+
+def decorations(session: Session) -> dict[str, str]:
+    """commit id -> 'HEAD -> main, tag: v1' style labels."""
+    labels: dict[str, list[str]] = {}
+    branch, head = session.head()
+    for name, target in session.branches().items():
+        labels.setdefault(target, []).append(f"HEAD -> {name}" if name == branch else name)
+    for name, target in session.tags().items():
+        labels.setdefault(target, []).append(f"tag: {name}")
+    if branch is None and head is not None:
+        labels.setdefault(head, []).insert(0, "HEAD")
+    return {k: ", ".join(v) for k, v in labels.items()}
+
+
+def format_graph(session: Session, entries: list[LogEntry]) -> str:
+    """The commit graph, newest first: one column per line of descent still open."""
+    deco = decorations(session)
+    columns: list[str] = []
+    lines = []
+    for e in entries:
+        if e.commit not in columns:
+            columns.append(e.commit)
+        col = columns.index(e.commit)
+        merged = [i for i, c in enumerate(columns) if c == e.commit and i != col]
+        row = "".join("* " if i == col else "| " for i in range(len(columns)))
+        label = f" ({deco[e.commit]})" if e.commit in deco else ""
+        lines.append(f"{row}{e.short} [{e.execution_count if e.execution_count is not None else ' '}] {(e.message or e.first_line)[:50]}{label}")
+        for i in reversed(merged):
+            columns.pop(i)
+            lines.append("".join("|/" if j == i - 1 else "| " for j in range(len(columns))))
+        col = columns.index(e.commit)
+        if e.parent is None:
+            columns.pop(col)
+        else:
+            columns[col] = e.parent
+    return "\n".join(lines) or "No commits yet: run a cell."
+
+
+class Session:
+    """The verbs of nbstate on one notebook's history: offline over a store, or live in a kernel.
+
+    ``Session()`` inside a kernel where nbstate is loaded binds to it; ``Session.open(path)``
+    works on a store without a kernel (verbs that change a namespace then say so).
+    """
+
+    def __init__(self, recorder: Any = None, store: Store | None = None, notebook: str | None = None) -> None:
+        if recorder is None and store is None:
+            from IPython import get_ipython
+
+            from . import recorder_of
+
+            recorder = recorder_of(get_ipython()) if get_ipython() is not None else None
+            if recorder is None:
+                raise RuntimeError("nbstate is not loaded in this kernel: run `%load_ext nbstate`, or use Session.open(store_path)")
+        self.recorder = recorder
+        self.store: Store = store if store is not None else recorder.store
+        self.notebook: str = notebook or (recorder.notebook_id if recorder is not None else "default")
+
+    @classmethod
+    def open(cls, path: str, notebook: str | None = None) -> Session:
+        from pathlib import Path
+
+        if not (Path(path).expanduser() / "nbstate.sqlite").exists():
+            from .store import StoreError
+
+            raise StoreError(f"no nbstate store at {path}: pass the .nbstate directory a kernel wrote (or set NBSTATE_STORE)")
+        return cls(store=Store(path), notebook=notebook)
+
+    # reading
+    def resolve(self, ref: str) -> str:
+        from .timetravel import resolve
+
+        return resolve(self.store, self.notebook, ref)[0]
+
+    def log(self, limit: int | None = None, all_branches: bool = False) -> list[LogEntry]:
+        if all_branches:
+            return log(self.store, self.notebook, limit)
+        _, head = self.store.head(self.notebook)
+        entries = log(self.store, self.notebook, None)
+        reachable = {c.id for c in self.store.ancestors(head)} if head else set()
+        picked = [e for e in entries if e.commit in reachable]
+        return picked[:limit] if limit is not None else picked
+
+    def status(self) -> Status:
+        return status(self.store, self.notebook, live=self.recorder)
+
+    def diff(self, a: str | None = None, b: str | None = None) -> Diff:
+        if a is None and b is None:
+            a, b = "HEAD~1", "HEAD"
+        elif b is None:
+            b = "HEAD"
+        return diff(self.store, self.resolve(a or "HEAD"), self.resolve(b))
+
+    def branches(self) -> dict[str, str]:
+        return self.store.refs(self.notebook, "branch")
+
+    def tags(self) -> dict[str, str]:
+        return self.store.refs(self.notebook, "tag")
+
+    def head(self) -> tuple[str | None, str | None]:
+        return self.store.head(self.notebook)
+
+    # refs
+    def branch(self, name: str, ref: str = "HEAD") -> str:
+        _check_ref_name(name)
+        if name in self.branches():
+            raise ValueError(f"branch {name!r} exists already; `branch -d {name}` first, or choose another name")
+        target = self.resolve(ref)
+        self.store.set_ref(self.notebook, "branch", name, target)
+        return target
+
+    def delete_branch(self, name: str) -> None:
+        if name not in self.branches():
+            raise ValueError(f"no branch {name!r}; `%nbstate branch` lists them")
+        if self.head()[0] == name:
+            raise ValueError(f"cannot delete {name!r}: HEAD is on it; check out another branch first")
+        self.store.delete_ref(self.notebook, "branch", name)
+
+    def rename_branch(self, old: str, new: str) -> None:
+        _check_ref_name(new)
+        if old not in self.branches():
+            raise ValueError(f"no branch {old!r}; `%nbstate branch` lists them")
+        if new in self.branches():
+            raise ValueError(f"branch {new!r} exists already")
+        self.store.rename_branch(self.notebook, old, new)
+
+    def tag(self, name: str, ref: str = "HEAD") -> str:
+        _check_ref_name(name)
+        if name in self.tags():
+            raise ValueError(f"tag {name!r} exists already; `tag -d {name}` first")
+        target = self.resolve(ref)
+        self.store.set_ref(self.notebook, "tag", name, target)
+        return target
+
+    def delete_tag(self, name: str) -> None:
+        if name not in self.tags():
+            raise ValueError(f"no tag {name!r}; `%nbstate tag` lists them")
+        self.store.delete_ref(self.notebook, "tag", name)
+
+    # changing the live namespace
+    def _live(self) -> Any:
+        if self.recorder is None:
+            raise RuntimeError("this verb changes a kernel's variables: run it in the kernel (%nbstate ...), or `nbstate ... --kernel FILE`")
+        return self.recorder
+
+    def checkout(self, ref: str) -> Any:
+        from .timetravel import resolve
+
+        commit_id, branch = resolve(self.store, self.notebook, ref)
+        return self._move_to(commit_id, branch, f"checkout {ref}")
+
+    def undo(self, n: int = 1) -> Any:
+        from .timetravel import undo_target
+
+        return self._move_to(undo_target(self.store, self.notebook, n), None, f"undo {n}")
+
+    def _move_to(self, commit_id: str, branch: str | None, action: str) -> Any:
+        from .timetravel import restore_state
+
+        rec = self._live()
+        current: dict[str, int] = {n: -1 for n in rec.user_names()}
+        current.update(rec.live_versions())
+        report, restored = restore_state(self.store, rec.namespace, current, self.store.commit(commit_id), rec.transform)
+        rec.after_restore([live for _, live in restored.values()], report.deleted)
+        self.store.move_head(self.notebook, branch, commit_id, action)
+        report.branch = branch
+        return report
+
+    def commit(self, message: str) -> Commit:
+        """A named checkpoint of the current state (made on top of HEAD)."""
+        rec = self._live()
+        made = rec.commit(code="", kind="manual", message=message)
+        if made is None:
+            raise RuntimeError(f"the commit could not be written: {rec.last_error}")
+        return made
+
+
+def _check_ref_name(name: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*", name) or name in ("HEAD", "@") or name.endswith((".", "/")):
+        raise ValueError(f"{name!r} is not a valid name: use letters, digits, '_', '-', '.', '/' (not HEAD)")
+    if re.fullmatch(r"[0-9a-f]{4,40}", name):
+        raise ValueError(f"{name!r} looks like a commit id; choose a name with other letters")

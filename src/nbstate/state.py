@@ -156,6 +156,17 @@ class Tracker:
         result.kept = {n: cv.version_id for n, cv in self.by_name.items() if cv.version_id is not None}
         return result
 
+    def drop(self, names: set[str]) -> None:
+        """Forget names that left the namespace (their co-variables' other members stay)."""
+        for n in names:
+            covar = self.by_name.get(n)
+            if covar is not None:
+                self._forget(covar)
+                rest = covar.names - names
+                if rest:
+                    self.adopt(LiveCoVariable(frozenset(rest), None, None, covar.ids))
+            self.unserializable.pop(n, None)
+
     def all_names(self) -> set[str]:
         return set(self.by_name)
 
@@ -183,15 +194,30 @@ def _group_by_shared_ids(single: Mapping[str, codec.Serialized]) -> list[set[str
     return list(groups.values())
 
 
-def load_version(store: Store, version: VariableVersion, namespace: dict[str, Any]) -> dict[str, Any]:
+def load_version(
+    store: Store, version: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Rebuild a stored co-variable's values (verified against their hashes) as name -> value."""
+    return load_version_with_ids(store, version, namespace, lookup)[0]
+
+
+def load_version_with_ids(
+    store: Store, version: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], set[int]]:
+    """Like load_version, plus the ids of the shareable objects the values are made of."""
     if not version.serializable or version.manifest is None:
         raise ValueError(f"{', '.join(version.names)} was not serializable: {version.reason}")
     m = version.manifest
     stream = store.blobs.read_into(m["stream"]["chunks"], m["stream"]["n"])
     buffers = [store.blobs.read_into(b["chunks"], b["n"]) for b in m["buffers"]]
-    values = codec.deserialize(bytes(stream), buffers, namespace)
-    return dict(zip(m["names"], values))
+    values, ids = codec.load(bytes(stream), buffers, namespace, lookup)
+    return dict(zip(m["names"], values, strict=True)), ids
 
 
-__all__ = ["Tracker", "LiveCoVariable", "Checkpoint", "describe", "load_version", "digest"]
+def version_fingerprint(values: list[Any], names: list[str], namespace: Mapping[str, Any]) -> str | None:
+    """The fingerprint ``values`` would be stored under (None when they cannot be pickled)."""
+    ser = codec.serialize(values, namespace)
+    return _manifest(ser, names)[2] if ser.ok else None
+
+
+__all__ = ["Tracker", "LiveCoVariable", "Checkpoint", "describe", "load_version", "load_version_with_ids", "version_fingerprint", "digest"]

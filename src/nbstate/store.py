@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS refs (
     PRIMARY KEY (notebook_id, kind, name));
 CREATE TABLE IF NOT EXISTS heads (
     notebook_id TEXT PRIMARY KEY, branch TEXT, commit_id TEXT);
+CREATE TABLE IF NOT EXISTS reflog (
+    id INTEGER PRIMARY KEY, notebook_id TEXT NOT NULL, created REAL NOT NULL, action TEXT NOT NULL,
+    old_branch TEXT, old_commit TEXT, new_branch TEXT, new_commit TEXT);
+CREATE INDEX IF NOT EXISTS commits_by_run ON commits(cell_run_id);
 """
 
 
@@ -292,7 +296,7 @@ class Store:
                 "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)",
                 [(b.hash, b.size, b.stored_size, b.codec) for b in pending.blobs],
             )
-            run_id = db.execute(
+            run_id = None if pending.kind == "manual" else db.execute(
                 "INSERT INTO cell_runs (session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     pending.session_id, pending.execution_count, pending.code, pending.started, pending.duration,
@@ -312,6 +316,9 @@ class Store:
                 for name in v.names:
                     state[name] = vid
             branch, parent = self._head_in(db, pending.notebook_id)
+            if branch is None and parent is not None:
+                branch = self._branch_for_detached(db, pending.notebook_id, parent)
+                db.execute("UPDATE heads SET branch=?, commit_id=NULL WHERE notebook_id=?", (branch, pending.notebook_id))
             seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM commits").fetchone()[0]
             commit_id = _commit_id(pending.notebook_id, parent, seq, now)
             bytes_added = sum(b.stored_size for b in pending.blobs)
@@ -341,6 +348,65 @@ class Store:
                 "INSERT INTO refs VALUES (?, 'branch', ?, ?) ON CONFLICT(notebook_id, kind, name) DO UPDATE SET target=excluded.target",
                 (notebook_id, branch, commit_id),
             )
+
+    def _branch_for_detached(self, db: sqlite3.Connection, notebook_id: str, parent: str) -> str:
+        """A cell run on a detached HEAD continues the branch whose tip it is, or forks a new one."""
+        tips = [r[0] for r in db.execute(
+            "SELECT name FROM refs WHERE notebook_id=? AND kind='branch' AND target=? ORDER BY name", (notebook_id, parent)
+        )]
+        if tips:
+            return tips[0]
+        base = f"fork-{parent[:7]}"
+        name, k = base, 1
+        while db.execute("SELECT 1 FROM refs WHERE notebook_id=? AND kind='branch' AND name=?", (notebook_id, name)).fetchone():
+            k += 1
+            name = f"{base}-{k}"
+        db.execute("INSERT INTO refs VALUES (?, 'branch', ?, ?)", (notebook_id, name, parent))
+        return name
+
+    # --- refs, HEAD and its log ----------------------------------------------------------------
+
+    def move_head(self, notebook_id: str, branch: str | None, commit_id: str | None, action: str) -> None:
+        """Point HEAD at a branch (attached) or a commit (detached), logging where it was."""
+        with self.transaction() as db:
+            old_branch, old_commit = self._head_in(db, notebook_id)
+            db.execute(
+                "INSERT INTO heads VALUES (?, ?, ?) ON CONFLICT(notebook_id) DO UPDATE SET branch=excluded.branch, commit_id=excluded.commit_id",
+                (notebook_id, branch, None if branch else commit_id),
+            )
+            db.execute(
+                "INSERT INTO reflog (notebook_id, created, action, old_branch, old_commit, new_branch, new_commit) VALUES (?,?,?,?,?,?,?)",
+                (notebook_id, time.time(), action, old_branch, old_commit, branch, commit_id),
+            )
+
+    def reflog(self, notebook_id: str, limit: int = 50) -> list[tuple[str, str | None, str | None, str | None, str | None]]:
+        """HEAD moves, newest first: (action, old branch, old commit, new branch, new commit)."""
+        return self.db.execute(
+            "SELECT action, old_branch, old_commit, new_branch, new_commit FROM reflog WHERE notebook_id=? ORDER BY id DESC LIMIT ?",
+            (notebook_id, limit),
+        ).fetchall()
+
+    def set_ref(self, notebook_id: str, kind: str, name: str, target: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO refs VALUES (?, ?, ?, ?) ON CONFLICT(notebook_id, kind, name) DO UPDATE SET target=excluded.target",
+                (notebook_id, kind, name, target),
+            )
+
+    def delete_ref(self, notebook_id: str, kind: str, name: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM refs WHERE notebook_id=? AND kind=? AND name=?", (notebook_id, kind, name))
+
+    def rename_branch(self, notebook_id: str, old: str, new: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE refs SET name=? WHERE notebook_id=? AND kind='branch' AND name=?", (new, notebook_id, old))
+            db.execute("UPDATE heads SET branch=? WHERE notebook_id=? AND branch=?", (new, notebook_id, old))
+
+    def commit_of_run(self, cell_run_id: int) -> Commit:
+        row = self.db.execute(f"SELECT {_COMMIT_COLUMNS} FROM commits WHERE cell_run_id=?", (cell_run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no commit records cell run {cell_run_id}")
+        return _commit_from_row(row)
 
     def stored_bytes(self) -> int:
         return self.db.execute("SELECT coalesce(sum(stored_size), 0) FROM blobs").fetchone()[0]

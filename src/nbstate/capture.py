@@ -107,10 +107,9 @@ class Recorder:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
         self.shell.ast_transformers.append(self._transformer)
-        if self.user_names():
-            self.commit(code="# state before nbstate was loaded", everything=True, kind="baseline")
-        else:
-            self._identities = {}
+        # The state as it is now (often empty) is the root that the first cell's undo returns to;
+        # in a restarted kernel it follows the old HEAD, so undo brings the old state back.
+        self.commit(code="# the state when nbstate was loaded", everything=True, kind="baseline")
 
     def unregister(self) -> None:
         for event, fn in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):

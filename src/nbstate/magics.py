@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("n", nargs="?", type=int, default=1)
     p = sub.add_parser("checkout", help="restore the state of REF: commit id/prefix, branch, tag, HEAD~N, @{-1}")
     p.add_argument("ref")
+    p.add_argument("--code", action="store_true", help="also write that commit's cells back into the notebook file")
     p = sub.add_parser("commit", help="a named checkpoint of the current state")
     p.add_argument("-m", "--message", required=True)
     p = sub.add_parser("branch", help="list branches, create NAME, delete (-d) or rename (-m OLD NEW)")
@@ -99,7 +100,7 @@ def run_verb(session: porcelain.Session, args: argparse.Namespace) -> str:
     if verb == "undo":
         return session.undo(args.n).summary()
     if verb == "checkout":
-        return session.checkout(args.ref).summary()
+        return session.checkout(args.ref, code=args.code).summary()
     if verb == "commit":
         c = session.commit(args.message)
         return f"committed {c.short}: {args.message}"

@@ -270,14 +270,24 @@ def diff(store: Store, a: str, b: str) -> Diff:
                 _preview(store, versions[vb], name) if vb is not None else None,
             )
         )
-    base = merge_base(store, a, b)
-    left, right = _cells_since(store, base, a), _cells_since(store, base, b)
-    code = list(
-        difflib.unified_diff(
-            "\n\n".join(left).splitlines(), "\n\n".join(right).splitlines(), f"cells {a[:8]}", f"cells {b[:8]}", lineterm=""
-        )
-    )
+    cells_a, cells_b = code_cells(store, ca), code_cells(store, cb)
+    if cells_a is not None and cells_b is not None:
+        left = [c["source"] for c in cells_a if c.get("cell_type") == "code"]
+        right = [c["source"] for c in cells_b if c.get("cell_type") == "code"]
+        labels = (f"notebook at {a[:8]}", f"notebook at {b[:8]}")
+    else:
+        base = merge_base(store, a, b)
+        left, right = _cells_since(store, base, a), _cells_since(store, base, b)
+        labels = (f"cells run to {a[:8]}", f"cells run to {b[:8]}")
+    code = list(difflib.unified_diff("\n\n".join(left).splitlines(), "\n\n".join(right).splitlines(), *labels, lineterm=""))
     return Diff(a, b, out, code)
+
+
+def code_cells(store: Store, commit: Commit) -> list[dict[str, str]] | None:
+    """The notebook's cells as recorded with ``commit`` (None when no notebook was known)."""
+    if commit.code is None:
+        return None
+    return json.loads(store.blobs.get(commit.code))
 
 
 def decorations(session: Session) -> dict[str, str]:
@@ -424,11 +434,33 @@ class Session:
             raise RuntimeError("this verb changes a kernel's variables: run it in the kernel (%nbstate ...), or `nbstate ... --kernel FILE`")
         return self.recorder
 
-    def checkout(self, ref: str) -> Any:
+    def checkout(self, ref: str, code: bool = False) -> Any:
+        """Restore the variables of ``ref``; with ``code``, also write its cells into the notebook."""
         from .timetravel import resolve
 
         commit_id, branch = resolve(self.store, self.notebook, ref)
-        return self._move_to(commit_id, branch, f"checkout {ref}")
+        cells = None
+        if code:
+            cells = self._cells_to_write(commit_id)
+        report = self._move_to(commit_id, branch, f"checkout {ref}")
+        if cells is not None:
+            from .notebook import write_cells
+
+            write_cells(self.recorder.notebook_path, cells)
+            report.warnings.append(f"wrote {len(cells)} cells into {self.recorder.notebook_path}: reload it in your editor")
+        elif code:
+            report.warnings.append(self._why_no_code(commit_id))
+        return report
+
+    def _cells_to_write(self, commit_id: str) -> list[dict[str, str]] | None:
+        if self._live().notebook_path is None:
+            return None
+        return code_cells(self.store, self.store.commit(commit_id))
+
+    def _why_no_code(self, commit_id: str) -> str:
+        if self.recorder.notebook_path is None:
+            return "no notebook file is known for this kernel (`%nbstate init NOTEBOOK.ipynb` names it): restored variables only"
+        return f"commit {commit_id[:8]} recorded no notebook code: restored variables only"
 
     def undo(self, n: int = 1) -> Any:
         from .timetravel import undo_target

@@ -88,7 +88,7 @@ class Commit:
     message: str | None
     kind: str
     created: float
-    code: list[str] | None
+    code: str | None  # hash of the blob holding the notebook's cells, when the notebook is known
     bytes_added: int
     seq: int
 
@@ -145,6 +145,7 @@ class PendingCommit:
     examined: list[str] = field(default_factory=list)
     message: str | None = None
     kind: str = "auto"
+    code_blob: str | None = None
 
 
 class Store:
@@ -325,7 +326,7 @@ class Store:
             state_json = json.dumps(dict(sorted(state.items())))
             db.execute(
                 f"INSERT INTO commits ({_COMMIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (commit_id, pending.notebook_id, parent, run_id, state_json, pending.message, pending.kind, now, None, bytes_added, seq),
+                (commit_id, pending.notebook_id, parent, run_id, state_json, pending.message, pending.kind, now, pending.code_blob, bytes_added, seq),
             )
             self._advance(db, pending.notebook_id, branch, commit_id)
         return self.commit(commit_id)
@@ -418,7 +419,7 @@ _COMMIT_COLUMNS = "id, notebook_id, parent, cell_run_id, state, message, kind, c
 def _commit_from_row(row: tuple) -> Commit:
     return Commit(
         row[0], row[1], row[2], row[3], {k: int(v) for k, v in json.loads(row[4]).items()},
-        row[5], row[6], row[7], json.loads(row[8]) if row[8] else None, row[9], row[10],
+        row[5], row[6], row[7], row[8], row[9], row[10],
     )
 
 

@@ -1,0 +1,334 @@
+"""The ``nbstate`` command: read a store's history without a kernel, and load nbstate everywhere.
+
+A shell over porcelain.py, as thin as the ``%nbstate`` magic: it parses arguments, opens the
+store, calls porcelain and prints what comes back. It never starts a kernel and never creates a
+store: a path that holds none is an error that says where stores come from. ``install`` and
+``uninstall`` touch one marked block of the IPython profile's config file and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, porcelain
+from .capture import default_store_location
+from .store import DEFAULT_NOTEBOOK, Store, StoreError
+
+# Exit statuses: 0 done, 1 a file could not be read or written, 2 the command cannot run as
+# given (argparse's own usage errors are 2 as well).
+_CANNOT_READ = 1
+_USAGE = 2
+
+
+class CommandError(Exception):
+    """A command that cannot run as given; the message says what to do instead."""
+
+    def __init__(self, message: str, status: int = _USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --- the store and its notebooks ------------------------------------------------------------------
+
+
+def open_store(location: str | None) -> Store:
+    """The existing store at ``location`` (default: $NBSTATE_STORE or ./.nbstate)."""
+    root = Path(location or default_store_location()).expanduser()
+    if not (root / "nbstate.sqlite").is_file():
+        hint = ""
+        if (root / ".nbstate" / "nbstate.sqlite").is_file():
+            hint = f"\nDid you mean --store {root / '.nbstate'}?"
+        raise CommandError(
+            f"no nbstate store at {root.resolve()}.\n"
+            "A store is written by a kernel that has nbstate loaded (`%load_ext nbstate` in a "
+            "notebook, or `nbstate install` to load it in every kernel): it is the .nbstate "
+            "directory beside the notebook.\n"
+            "Run this command in the notebook's directory, or name the store with --store PATH "
+            "or the NBSTATE_STORE environment variable." + hint
+        )
+    try:
+        return Store(root)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _notebooks(store: Store) -> list[str]:
+    # Store has no reader for this table yet; this is the only SQL outside store.py/porcelain.py.
+    return [row[0] for row in store.db.execute("SELECT id FROM notebooks ORDER BY id")]
+
+
+def pick_notebook(store: Store, asked: str | None) -> str:
+    """The notebook the user named, or the store's only one; an error when that is ambiguous."""
+    known = _notebooks(store)
+    listing = ", ".join(known) if known else "(none yet)"
+    if asked is not None:
+        if asked not in known:
+            raise CommandError(f"no notebook {asked!r} in the store at {store.root}; it holds: {listing}")
+        return asked
+    if len(known) > 1:
+        raise CommandError(
+            f"the store at {store.root} holds {len(known)} notebooks: {listing}.\n"
+            "Choose one with --notebook ID."
+        )
+    return known[0] if known else DEFAULT_NOTEBOOK
+
+
+def open_session(args: argparse.Namespace) -> porcelain.Session:
+    """The history of the notebook the arguments name, offline (no kernel behind it)."""
+    store = open_store(args.store)
+    try:
+        return porcelain.Session(store=store, notebook=pick_notebook(store, args.notebook))
+    except BaseException:
+        store.close()
+        raise
+
+
+# --- verbs ----------------------------------------------------------------------------------------
+
+
+def run_log(args: argparse.Namespace) -> int:
+    session = open_session(args)
+    try:
+        entries = session.log(args.n, all_branches=args.all)
+        if args.graph:
+            print(porcelain.format_graph(session, entries))
+        else:
+            print(porcelain.format_log(entries, as_json=args.json, decorations=porcelain.decorations(session)))
+    finally:
+        session.store.close()
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    session = open_session(args)
+    try:
+        st = session.status()
+        print(json.dumps(porcelain.status_dict(st), indent=1) if args.json else porcelain.format_status(st))
+    finally:
+        session.store.close()
+    return 0
+
+
+# --- install / uninstall: a marked block in the IPython profile's config --------------------------
+
+_BEGIN = "# >>> nbstate >>>"
+_END = "# <<< nbstate <<<"
+_BLOCK = f"""{_BEGIN}
+# Loads nbstate in every IPython kernel and shell of this profile; `nbstate uninstall` removes
+# this block (everything between the two marker lines).
+c = get_config()  # noqa: F821
+c.InteractiveShellApp.extensions.append("nbstate")
+{_END}
+"""
+
+
+def ipython_config_file() -> Path:
+    """``$IPYTHONDIR/profile_default/ipython_config.py`` (IPYTHONDIR defaults to ~/.ipython)."""
+    ipython_dir = os.environ.get("IPYTHONDIR") or str(Path.home() / ".ipython")
+    return Path(ipython_dir).expanduser() / "profile_default" / "ipython_config.py"
+
+
+def _split_block(text: str) -> tuple[str, str | None]:
+    """(``text`` without nbstate's block, the block as found or None when there is none)."""
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, ln in enumerate(lines) if ln.rstrip("\r\n") == _BEGIN]
+    if not starts:
+        return text, None
+    begin = starts[0]
+    ends = [i for i in range(begin, len(lines)) if lines[i].rstrip("\r\n") == _END]
+    end = ends[0] if ends else len(lines) - 1
+    block = "".join(lines[begin : end + 1])
+    if begin > 0 and not lines[begin - 1].strip():  # the blank line install put before it
+        begin -= 1
+    return "".join(lines[:begin] + lines[end + 1 :]), block
+
+
+def run_install(args: argparse.Namespace) -> int:
+    path = ipython_config_file()
+    existed = path.exists()
+    text = path.read_text() if existed else ""
+    rest, block = _split_block(text)
+    if block is not None and block.rstrip("\n") == _BLOCK.rstrip("\n"):
+        print(f"nbstate is already installed in {path}; nothing changed.")
+        return 0
+    rest = rest.rstrip("\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((rest + "\n\n" if rest else "") + _BLOCK)
+    if block is not None:
+        did = "updated nbstate's block in"
+    elif existed:
+        did = "added nbstate's block to"
+    else:
+        did = "created"
+    print(
+        f"nbstate: {did} {path}.\n"
+        "Kernels and IPython shells started from now on load nbstate by themselves and record "
+        "into .nbstate/ in their working directory (or $NBSTATE_STORE). "
+        "`nbstate uninstall` undoes this."
+    )
+    return 0
+
+
+def run_uninstall(args: argparse.Namespace) -> int:
+    path = ipython_config_file()
+    text = path.read_text() if path.exists() else ""
+    rest, block = _split_block(text)
+    if block is None:
+        print(f"nbstate is not installed in {path}; nothing changed.")
+        return 0
+    if rest.strip():
+        path.write_text(rest)
+        print(f"nbstate: removed nbstate's block from {path}; the rest of the file is unchanged.")
+    else:
+        path.unlink()
+        print(f"nbstate: deleted {path}, which held nothing but nbstate's block.")
+    print("Kernels started from now on no longer load nbstate unless a cell runs `%load_ext nbstate`.")
+    return 0
+
+
+# --- the parser -----------------------------------------------------------------------------------
+
+_DESCRIPTION = """\
+nbstate checkpoints a notebook kernel's variables after every cell into a store (the .nbstate
+directory beside the notebook). This command reads that store without a kernel, and installs
+the extension so that every kernel loads it.
+
+Inside a kernel, `%nbstate log` and `%nbstate status` show the same as `nbstate log` and
+`nbstate status` here."""
+
+_EPILOG = """\
+The store is found in this order: --store PATH, the NBSTATE_STORE environment variable,
+./.nbstate. Exit status: 0 on success, 1 when a file could not be read or written (a damaged
+or locked store, an unwritable config), 2 when the command cannot run as given (no store
+there, unknown notebook, bad arguments)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    store_options = argparse.ArgumentParser(add_help=False)
+    store_options.add_argument(
+        "--store",
+        metavar="PATH",
+        default=None,
+        help="the store directory (default: $NBSTATE_STORE, else ./.nbstate)",
+    )
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="nbstate", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=formatter)
+    parser.add_argument("--version", action="version", version=f"nbstate {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser(
+        "log",
+        parents=[store_options],
+        formatter_class=formatter,
+        help="the history of a notebook's state, newest first",
+        description=(
+            "The commits of a notebook's state that lead to HEAD, newest first: one per cell run,\n"
+            "each with the cell's execution count, its first line, the variables it created (+),\n"
+            "changed (~) and deleted (-), the bytes it added to the store, FAILED when the cell\n"
+            "raised, and the branches and tags that point at it. Each kernel session starts with a\n"
+            "commit of the state it had when nbstate was loaded."
+        ),
+        epilog=_EPILOG,
+    )
+    p.add_argument(
+        "--notebook",
+        metavar="ID",
+        default=None,
+        help="the notebook whose history to show (needed when the store holds several; "
+        "the error then lists them)",
+    )
+    p.add_argument("--all", action="store_true", help="the commits of every branch, not only those that lead to HEAD")
+    p.add_argument("-n", metavar="N", type=_positive_int, default=None, help="show at most N commits")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--graph", action="store_true", help="draw the commit graph (branches as columns)")
+    output.add_argument("--json", action="store_true", help="one JSON list of commits, for programs")
+    p.set_defaults(run=run_log)
+
+    p = sub.add_parser(
+        "status",
+        parents=[store_options],
+        formatter_class=formatter,
+        help="the store, HEAD, and the variables that cannot be stored",
+        description=(
+            "Where the store is, the notebook, the commit HEAD points at and its branch, how many\n"
+            "commits and stored bytes there are, how many variables the HEAD state holds, and\n"
+            "which of them could not be serialized (with the reason)."
+        ),
+        epilog=_EPILOG,
+    )
+    p.add_argument(
+        "--notebook",
+        metavar="ID",
+        default=None,
+        help="the notebook to report on (needed when the store holds several)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object, for programs")
+    p.set_defaults(run=run_status)
+
+    location = "$IPYTHONDIR/profile_default/ipython_config.py\n(IPYTHONDIR defaults to ~/.ipython)"
+    p = sub.add_parser(
+        "install",
+        formatter_class=formatter,
+        help="load nbstate in every kernel (edits the IPython profile's config)",
+        description=(
+            f"Add a marked block to {location}\n"
+            "that appends 'nbstate' to c.InteractiveShellApp.extensions, so that every IPython\n"
+            "kernel and shell started with that profile loads nbstate without `%load_ext`.\n"
+            "The file is created when missing; running install again changes nothing. Each\n"
+            "kernel's Python must have nbstate installed, or IPython warns that it cannot load it."
+        ),
+    )
+    p.set_defaults(run=run_install)
+
+    p = sub.add_parser(
+        "uninstall",
+        formatter_class=formatter,
+        help="stop loading nbstate in every kernel",
+        description=(
+            f"Remove the block that `nbstate install` added to\n{location}.\n"
+            "The rest of the file stays as it is; a file that held only the block is deleted.\n"
+            "Stores already written are kept."
+        ),
+    )
+    p.set_defaults(run=run_uninstall)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import sqlite3
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CommandError as exc:
+        print(f"nbstate: {exc}", file=sys.stderr)
+        return exc.status
+    except BrokenPipeError:  # `nbstate log | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (sqlite3.Error, StoreError) as exc:  # a damaged or locked store: say so, no traceback
+        print(f"nbstate: cannot read the store: {exc}", file=sys.stderr)
+        return _CANNOT_READ
+    except OSError as exc:
+        print(f"nbstate: {exc}", file=sys.stderr)
+        return _CANNOT_READ
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__, porcelain
 from .capture import default_store_location
@@ -112,6 +113,125 @@ def run_status(args: argparse.Namespace) -> int:
     finally:
         session.store.close()
     return 0
+
+
+def _offline(args: argparse.Namespace, verb: Any) -> int:
+    session = open_session(args)
+    try:
+        print(verb(session))
+    except (ValueError, StoreError) as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        session.store.close()
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    return _offline(args, lambda s: porcelain.show(s, args.ref))
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    return _offline(args, lambda s: s.diff(args.a, args.b).format())
+
+
+def run_branch(args: argparse.Namespace) -> int:
+    return _offline(args, lambda s: porcelain.branch_command(s, args.names, delete=args.delete, move=args.move))
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    return _offline(args, lambda s: porcelain.tag_command(s, args.names, delete=args.delete))
+
+
+# --- verbs that act on a running kernel -----------------------------------------------------------
+
+
+def find_kernel(notebook_path: str) -> Path:
+    """The connection file of the kernel a local Jupyter server runs for ``notebook_path``."""
+    import urllib.parse
+    import urllib.request
+
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    runtime = Path(jupyter_runtime_dir())
+    wanted = Path(notebook_path).name
+    for info_file in sorted(runtime.glob("jpserver-*.json")):
+        try:
+            info = json.loads(info_file.read_text())
+        except (OSError, ValueError):
+            continue
+        url = info.get("url", "")
+        if urllib.parse.urlparse(url).hostname not in ("localhost", "127.0.0.1", "::1"):
+            continue  # only servers on this machine's loopback are asked
+        request = urllib.request.Request(url.rstrip("/") + "/api/sessions", headers={"Authorization": f"token {info.get('token', '')}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                sessions = json.loads(reply.read())
+        except (OSError, ValueError):
+            continue
+        for session in sessions:
+            path = session.get("path") or session.get("notebook", {}).get("path", "")
+            if Path(path).name == wanted and session.get("kernel"):
+                connection = runtime / f"kernel-{session['kernel']['id']}.json"
+                if connection.exists():
+                    return connection
+    raise CommandError(
+        f"no running Jupyter server on this machine has a kernel for {notebook_path}.\n"
+        "Pass the kernel's connection file with --kernel FILE (`%connect_info` in the notebook shows it)."
+    )
+
+
+def run_in_kernel(connection_file: Path, line: str, timeout: float = 600) -> int:
+    """Run ``%nbstate LINE`` in a running kernel (silently: no commit) and relay its output."""
+    from jupyter_client import BlockingKernelClient
+
+    if not connection_file.exists():
+        raise CommandError(f"no kernel connection file at {connection_file}")
+    client = BlockingKernelClient(connection_file=str(connection_file))
+    client.load_connection_file()
+    client.start_channels()
+    status = 0
+    _relay.status = 0  # type: ignore[attr-defined]
+    try:
+        client.wait_for_ready(timeout=30)
+        reply = client.execute_interactive(f"%nbstate {line}", silent=True, timeout=timeout, output_hook=_relay)
+        if reply["content"].get("status") != "ok":
+            status = 1
+    except (RuntimeError, TimeoutError) as exc:
+        raise CommandError(f"the kernel at {connection_file} did not answer: {exc}", status=_CANNOT_READ) from None
+    finally:
+        client.stop_channels()
+    return _relay.status or status  # type: ignore[attr-defined]
+
+
+def _relay(msg: dict[str, Any]) -> None:
+    kind, content = msg["msg_type"], msg["content"]
+    if kind == "stream":
+        out = sys.stdout if content["name"] == "stdout" else sys.stderr
+        out.write(content["text"])
+        if content["name"] == "stderr" and "UsageError" in content["text"]:
+            _relay.status = _USAGE  # type: ignore[attr-defined]
+    elif kind == "error":
+        print(f"{content['ename']}: {content['evalue']}", file=sys.stderr)
+        _relay.status = 1  # type: ignore[attr-defined]
+
+
+_relay.status = 0  # type: ignore[attr-defined]
+
+
+def _kernel_of(args: argparse.Namespace) -> Path:
+    if args.kernel:
+        return Path(args.kernel).expanduser()
+    if args.notebook_path:
+        return find_kernel(args.notebook_path)
+    raise CommandError("say which kernel: --kernel CONNECTION_FILE, or --notebook-path NOTEBOOK.ipynb of a running Jupyter server")
+
+
+def run_checkout(args: argparse.Namespace) -> int:
+    return run_in_kernel(_kernel_of(args), f"checkout {args.ref}" + (" --code" if args.code else ""))
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    return run_in_kernel(_kernel_of(args), f"undo {args.n}")
 
 
 # --- install / uninstall: a marked block in the IPython profile's config --------------------------
@@ -270,6 +390,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one JSON object, for programs")
     p.set_defaults(run=run_status)
+
+    notebook_option = argparse.ArgumentParser(add_help=False)
+    notebook_option.add_argument("--notebook", metavar="ID", default=None, help="the notebook (needed when the store holds several)")
+
+    p = sub.add_parser("show", parents=[store_options, notebook_option], help="one commit: its cell, variables and changes")
+    p.add_argument("ref", nargs="?", default="HEAD", help="commit id or prefix, branch, tag, HEAD~N (default HEAD)")
+    p.set_defaults(run=run_show)
+
+    p = sub.add_parser("diff", parents=[store_options, notebook_option], help="variables and code that differ between two commits")
+    p.add_argument("a", nargs="?", help="default HEAD~1 (with no refs) or the first ref")
+    p.add_argument("b", nargs="?", help="default HEAD")
+    p.set_defaults(run=run_diff)
+
+    p = sub.add_parser("branch", parents=[store_options, notebook_option], help="list, create (NAME [REF]), delete (-d) or rename (-m OLD NEW) branches")
+    p.add_argument("names", nargs="*")
+    p.add_argument("-d", "--delete", action="store_true")
+    p.add_argument("-m", "--move", action="store_true")
+    p.set_defaults(run=run_branch)
+
+    p = sub.add_parser("tag", parents=[store_options, notebook_option], help="list tags, tag REF (default HEAD) as NAME, or delete (-d)")
+    p.add_argument("names", nargs="*")
+    p.add_argument("-d", "--delete", action="store_true")
+    p.set_defaults(run=run_tag)
+
+    kernel_options = argparse.ArgumentParser(add_help=False)
+    kernel_options.add_argument("--kernel", metavar="FILE", help="the running kernel's connection file (`%%connect_info` shows it)")
+    kernel_options.add_argument("--notebook-path", metavar="NB", help="find the kernel of this notebook through the local Jupyter server")
+    p = sub.add_parser("checkout", parents=[kernel_options], help="restore REF's state in a running kernel")
+    p.add_argument("ref")
+    p.add_argument("--code", action="store_true", help="also write REF's cells into the notebook file")
+    p.set_defaults(run=run_checkout)
+    p = sub.add_parser("undo", parents=[kernel_options], help="a running kernel's state back N cell runs")
+    p.add_argument("n", nargs="?", type=_positive_int, default=1)
+    p.set_defaults(run=run_undo)
 
     location = "$IPYTHONDIR/profile_default/ipython_config.py\n(IPYTHONDIR defaults to ~/.ipython)"
     p = sub.add_parser(

@@ -105,37 +105,9 @@ def run_verb(session: porcelain.Session, args: argparse.Namespace) -> str:
         c = session.commit(args.message)
         return f"committed {c.short}: {args.message}"
     if verb == "branch":
-        return _branch(session, args)
+        return porcelain.branch_command(session, args.names, delete=args.delete, move=args.move)
     if verb == "tag":
-        return _tag(session, args)
+        return porcelain.tag_command(session, args.names, delete=args.delete)
     if verb == "diff":
         return session.diff(args.a, args.b).format()
     raise UsageError(f"unknown verb {verb}")
-
-
-def _branch(session: porcelain.Session, args: argparse.Namespace) -> str:
-    if args.delete:
-        for name in args.names:
-            session.delete_branch(name)
-        return f"deleted branch {', '.join(args.names)}"
-    if args.move:
-        if len(args.names) != 2:
-            raise ValueError("branch -m takes OLD NEW")
-        session.rename_branch(*args.names)
-        return f"renamed branch {args.names[0]} to {args.names[1]}"
-    if args.names:
-        target = session.branch(*args.names[:2])
-        return f"created branch {args.names[0]} at {target[:8]} (`%nbstate checkout {args.names[0]}` to switch)"
-    current, _ = session.head()
-    return "\n".join(f"{'*' if n == current else ' '} {n:<20} {t[:8]}" for n, t in session.branches().items()) or "no branches yet"
-
-
-def _tag(session: porcelain.Session, args: argparse.Namespace) -> str:
-    if args.delete:
-        for name in args.names:
-            session.delete_tag(name)
-        return f"deleted tag {', '.join(args.names)}"
-    if args.names:
-        target = session.tag(*args.names[:2])
-        return f"tagged {target[:8]} as {args.names[0]}"
-    return "\n".join(f"{n:<20} {t[:8]}" for n, t in session.tags().items()) or "no tags yet"

@@ -495,3 +495,58 @@ def _check_ref_name(name: str) -> None:
         raise ValueError(f"{name!r} is not a valid name: use letters, digits, '_', '-', '.', '/' (not HEAD)")
     if re.fullmatch(r"[0-9a-f]{4,40}", name):
         raise ValueError(f"{name!r} looks like a commit id; choose a name with other letters")
+
+
+def branch_command(session: Session, names: list[str], delete: bool = False, move: bool = False) -> str:
+    """`branch [NAME [REF]] | -d NAME... | -m OLD NEW`, as the shells show it."""
+    if delete:
+        for name in names:
+            session.delete_branch(name)
+        return f"deleted branch {', '.join(names)}"
+    if move:
+        if len(names) != 2:
+            raise ValueError("branch -m takes OLD NEW")
+        session.rename_branch(*names)
+        return f"renamed branch {names[0]} to {names[1]}"
+    if names:
+        target = session.branch(*names[:2])
+        return f"created branch {names[0]} at {target[:8]} (`checkout {names[0]}` to switch to it)"
+    current, _ = session.head()
+    rows = [f"{'*' if n == current else ' '} {n:<20} {t[:8]}" for n, t in session.branches().items()]
+    return "\n".join(rows) or "no branches yet"
+
+
+def tag_command(session: Session, names: list[str], delete: bool = False) -> str:
+    """`tag [NAME [REF]] | -d NAME...`, as the shells show it."""
+    if delete:
+        for name in names:
+            session.delete_tag(name)
+        return f"deleted tag {', '.join(names)}"
+    if names:
+        target = session.tag(*names[:2])
+        return f"tagged {target[:8]} as {names[0]}"
+    return "\n".join(f"{n:<20} {t[:8]}" for n, t in session.tags().items()) or "no tags yet"
+
+
+def show(session: Session, ref: str) -> str:
+    """One commit in full: its cell, its variables, and what changed from its parent."""
+    c = session.store.commit(session.resolve(ref))
+    run = session.store.cell_run(c.cell_run_id) if c.cell_run_id is not None else None
+    parent_state = session.store.commit(c.parent).state if c.parent else {}
+    created, changed, deleted = state_changes(parent_state, c.state)
+    versions = session.store.versions(sorted(set(c.state.values())))
+    when = _dt.datetime.fromtimestamp(c.created).strftime("%Y-%m-%d %H:%M:%S")
+    lines = [f"commit {c.id}", f"parent {c.parent or '(none)'}", f"date   {when}", f"kind   {c.kind}"]
+    if c.message:
+        lines.append(f"message {c.message}")
+    if run is not None:
+        lines.append(f"cell [{run.execution_count}] ran {run.duration:.3f} s" + (f", FAILED: {run.error}" if run.error else ""))
+        lines.extend("    " + ln for ln in run.code.splitlines())
+    lines.append(f"variables ({len(c.state)}):")
+    for name, vid in sorted(c.state.items()):
+        v = versions[vid]
+        mark = "+" if name in created else "~" if name in changed else " "
+        extra = "" if v.serializable else f"  (not serializable: {v.reason})"
+        lines.append(f" {mark} {name}: {v.types.get(name, '?')}, {human_bytes(v.size)}{extra}")
+    lines.extend(f" - {name}" for name in deleted)
+    return "\n".join(lines)

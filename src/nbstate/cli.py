@@ -315,11 +315,11 @@ def run_uninstall(args: argparse.Namespace) -> int:
 
 _DESCRIPTION = """\
 nbstate checkpoints a notebook kernel's variables after every cell into a store (the .nbstate
-directory beside the notebook). This command reads that store without a kernel, and installs
-the extension so that every kernel loads it.
+directory beside the notebook). This command reads and labels that history without a kernel
+(log, status, show, diff, branch, tag), moves a running kernel's variables (checkout, undo),
+and installs the extension so that every kernel loads it (install, uninstall).
 
-Inside a kernel, `%nbstate log` and `%nbstate status` show the same as `nbstate log` and
-`nbstate status` here."""
+Inside a kernel, `%nbstate VERB` does the same as `nbstate VERB` here."""
 
 _EPILOG = """\
 The store is found in this order: --store PATH, the NBSTATE_STORE environment variable,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import io
+import math
 import re
 import time
 from collections import ChainMap
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import codec
-from .state import LiveCoVariable, load_version, load_version_with_ids, version_fingerprint
+from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
+from .state import LiveCoVariable, load_version_with_ids, version_fingerprint
 from .store import Commit, Store, StoreError, VariableVersion
 
 
@@ -112,56 +114,71 @@ def undo_target(store: Store, notebook_id: str, n: int) -> str:
     return commit_id
 
 
-# --- replay --------------------------------------------------------------------------------------
+# --- the history graph, read lazily from the store -----------------------------------------------
 
 
 class ReplayError(Exception):
     pass
 
 
-@dataclass
-class Replayer:
-    """Rebuilds a variable version by re-running the cell that produced it, in a fresh namespace
-    holding that cell's inputs as they were (loaded, or themselves replayed)."""
+class _LoadFailed(Exception):
+    def __init__(self, version_id: int, why: str) -> None:
+        super().__init__(why)
+        self.version_id = version_id
 
-    store: Store
-    transform: Callable[[str], str] = lambda code: code
-    replayed_cells: list[int] = field(default_factory=list)
-    depth_limit: int = 200
 
-    def rebuild(self, version: VariableVersion, depth: int = 0) -> dict[str, Any]:
-        if version.cell_run_id is None:
-            raise ReplayError(f"{', '.join(version.names)}: no recorded cell produced it")
-        if depth > self.depth_limit:
-            raise ReplayError(f"{', '.join(version.names)}: the chain of cells to replay is longer than {self.depth_limit}")
-        run = self.store.cell_run(version.cell_run_id)
-        commit = self.store.commit_of_run(run.id)
-        before = self.store.commit(commit.parent).state if commit.parent else {}
-        namespace: dict[str, Any] = {"__builtins__": builtins, "__name__": "__main__"}
-        inputs = sorted(n for n in set(run.reads) | set(version.names) if n in before)
-        needed = sorted({before[n] for n in inputs})
-        for v in self.store.versions(needed).values():
-            values = self.value_of(v, namespace, depth + 1)
-            namespace.update({n: values[n] for n in v.names if n in values})
-        try:
-            code = compile(self.transform(run.code), f"<nbstate replay of cell [{run.execution_count}]>", "exec")
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                exec(code, namespace)
-        except Exception as exc:
-            raise ReplayError(f"replaying cell [{run.execution_count}] failed: {type(exc).__name__}: {exc}") from exc
-        self.replayed_cells.append(run.id)
-        missing = [n for n in version.names if n not in namespace]
-        if missing:
-            raise ReplayError(f"replaying cell [{run.execution_count}] did not define {', '.join(missing)}")
-        return {n: namespace[n] for n in version.names}
+class History:
+    """The nodes the planner asks for, fetched from the store on demand and kept."""
 
-    def value_of(self, version: VariableVersion, namespace: dict[str, Any], depth: int = 0) -> dict[str, Any]:
-        if version.serializable:
-            try:
-                return load_version(self.store, version, namespace)
-            except Exception:  # damaged or unreadable: fall through to replay
-                pass
-        return self.rebuild(version, depth)
+    def __init__(self, store: Store, unloadable: set[int] | None = None, python_changed: bool = False) -> None:
+        self.store = store
+        self.unloadable = set(unloadable or ())
+        self.unreplayable: dict[int, str] = {}
+        self.python_changed = python_changed
+        self.throughput = store.read_throughput()
+        self.versions: dict[int, VariableVersion] = {}
+        self.cells: dict[int, CellNode] = {}
+        self._runs: dict[int, tuple[Any, Commit, dict[str, int]]] = {}
+
+    def version(self, vid: int) -> VariableVersion:
+        if vid not in self.versions:
+            self.versions.update(self.store.versions([vid]))
+        return self.versions[vid]
+
+    def version_node(self, vid: int) -> VersionNode:
+        v = self.version(vid)
+        loadable = v.serializable and vid not in self.unloadable and not (self.python_changed and _holds_code(v))
+        load = v.size / self.throughput + 0.0005 if loadable else math.inf
+        return VersionNode(vid, load, v.cell_run_id)
+
+    def run(self, run_id: int) -> tuple[Any, Commit, dict[str, int]]:
+        """(the cell run, its commit, the state before it)."""
+        if run_id not in self._runs:
+            run = self.store.cell_run(run_id)
+            commit = self.store.commit_of_run(run_id)
+            before = self.store.commit(commit.parent).state if commit.parent else {}
+            self._runs[run_id] = (run, commit, before)
+        return self._runs[run_id]
+
+    def cell_node(self, run_id: int) -> CellNode | None:
+        if run_id in self.unreplayable:
+            return None
+        if run_id in self.cells:
+            return self.cells[run_id]
+        run, commit, before = self.run(run_id)
+        if commit.kind != "auto" or run.error is not None:
+            return None  # the state a session started with, or a cell that raised part-way
+        inputs = frozenset(before[n] for n in run.reads if n in before)
+        earlier = set(before.values())
+        outputs = frozenset(vid for vid in commit.state.values() if vid not in earlier)
+        node = CellNode(run_id, commit.seq, replay_seconds(run.duration), inputs, outputs)
+        self.cells[run_id] = node
+        return node
+
+
+def _holds_code(v: VariableVersion) -> bool:
+    """Whether a version holds notebook functions or classes (marshalled code is per-Python)."""
+    return any(t in ("function", "type") or t.startswith("function") for t in v.types.values())
 
 
 # --- checkout ------------------------------------------------------------------------------------
@@ -195,12 +212,14 @@ def restore_state(
     current: Mapping[str, int],
     target: Commit,
     transform: Callable[[str], str] = lambda code: code,
+    python_changed: bool = False,
 ) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
     """Build every value of ``target`` that differs from ``current`` aside, then swap them in.
 
-    ``current`` maps each live user name to its version id. Returns the report and, per restored
-    version, its values with the live co-variable to adopt. Raises CheckoutError, leaving the
-    namespace untouched, when a value can be neither loaded nor replayed.
+    ``current`` maps each live user name to its version id. A plan (plan.py) decides per version
+    between loading and replaying; a load or replay that fails is ruled out and the plan made
+    again. Returns the report and, per restored version, its values with the live co-variable to
+    adopt. Raises CheckoutError, leaving the namespace untouched, when nothing works.
     """
     t0 = time.perf_counter()
     report = CheckoutReport(commit=target.id, branch=None)
@@ -208,51 +227,149 @@ def restore_state(
     report.kept = sorted(n for n, vid in wanted.items() if current.get(n) == vid)
     report.deleted = sorted(n for n in current if n not in wanted)
     to_restore = sorted({vid for n, vid in wanted.items() if current.get(n) != vid})
-    versions = store.versions(to_restore)
     kept_values = {n: namespace[n] for n in report.kept if n in namespace}
-    staged: dict[str, Any] = {}
-    restored: dict[int, tuple[dict[str, Any], LiveCoVariable]] = {}
-    lookup = ChainMap(staged, kept_values)
-    replayer = Replayer(store, transform)
-    pending = [versions[vid] for vid in to_restore]
-    failures: dict[int, str] = {}
-    # Versions that reference a notebook class by name wait until the class itself is staged.
-    while pending:
-        waiting: list[VariableVersion] = []
-        for v in pending:
-            try:
-                values, ids = load_version_with_ids(store, v, namespace, lookup)
-                report.loaded.extend(v.names)
-            except codec.MissingName:
-                waiting.append(v)
-                continue
-            except Exception as exc:  # damaged or unreadable: rebuild it by replay
-                failures[v.id] = f"{type(exc).__name__}: {exc}"
-                try:
-                    values = replayer.rebuild(v)
-                except ReplayError as rexc:
-                    why = f"{failures[v.id]}; " if v.serializable else f"not serializable ({v.reason}); "
-                    raise CheckoutError(f"cannot restore {', '.join(v.names)}: {why}{rexc}") from None
-                ids = codec.reachable_ids(list(values.values()), namespace)
-                report.replayed.extend(v.names)
-                if v.serializable:
-                    report.warnings.append(f"{', '.join(v.names)}: stored bytes unreadable ({failures[v.id]}); rebuilt by replay")
-                    if version_fingerprint(list(values.values()), v.names, namespace) != v.fingerprint:
-                        report.warnings.append(
-                            f"{', '.join(v.names)}: the replayed value differs from the recorded one "
-                            "(the cells are not deterministic: random numbers, time, files?)"
-                        )
-            staged.update(values)
-            restored[v.id] = (values, LiveCoVariable(frozenset(v.names), v.id, v.fingerprint, ids))
-        if len(waiting) == len(pending):
-            names = ", ".join(n for v in waiting for n in v.names)
-            raise CheckoutError(f"cannot restore {names}: a class it needs is not defined in the target state")
-        pending = waiting
+    history = History(store, python_changed=python_changed)
+    failures: list[str] = []
+    while True:
+        try:
+            plan = solve(to_restore, history.version_node, history.cell_node)
+        except Infeasible:
+            raise CheckoutError(_why_infeasible(history, to_restore, failures)) from None
+        try:
+            restored = _execute(plan, history, to_restore, namespace, kept_values, transform, report)
+            break
+        except _LoadFailed as exc:
+            if exc.version_id in history.unloadable:  # pragma: no cover - a plan never loads these
+                raise CheckoutError(f"cannot restore: {exc}. Nothing was changed.") from None
+            history.unloadable.add(exc.version_id)
+            failures.append(f"{', '.join(history.version(exc.version_id).names)}: {exc}")
+        except ReplayError as exc:
+            run_id, why = exc.args
+            if run_id in history.unreplayable:  # pragma: no cover - a plan never replays these
+                raise CheckoutError(f"cannot restore: {why}. Nothing was changed.") from None
+            history.unreplayable[run_id] = why
+            failures.append(why)
+    report.warnings[:0] = [f"{f}; used another way" for f in failures]
     # Everything is built: swap it in. Dict operations cannot fail half-way.
     for n in report.deleted:
         namespace.pop(n, None)
-    namespace.update(staged)
+    for values, _ in restored.values():
+        namespace.update(values)
     report.loaded.sort()
     report.replayed.sort()
     report.seconds = time.perf_counter() - t0
     return report, restored
+
+
+def _why_infeasible(history: History, targets: list[int], failures: list[str]) -> str:
+    culprits = []
+    for t in targets:
+        try:
+            solve([t], history.version_node, history.cell_node)
+        except Infeasible:
+            v = history.version(t)
+            how = f"not serializable ({v.reason})" if not v.serializable else "its stored bytes cannot be read"
+            culprits.append(f"{', '.join(v.names)}: {how}, and no recorded cell can rebuild it")
+    detail = "; ".join(culprits) or "no mix of loading and replaying can rebuild the target"
+    tried = f" (tried: {'; '.join(failures)})" if failures else ""
+    return f"cannot restore {detail}{tried}. Nothing was changed."
+
+
+def _execute(
+    plan: Plan,
+    history: History,
+    targets: list[int],
+    namespace: dict[str, Any],
+    kept: dict[str, Any],
+    transform: Callable[[str], str],
+    report: CheckoutReport,
+) -> dict[int, tuple[dict[str, Any], LiveCoVariable]]:
+    """Carry out a plan: replay its cells in order in an isolated namespace, load the rest."""
+    store = history.store
+    iso: dict[str, Any] = {"__builtins__": builtins, "__name__": "__main__"}
+    at: dict[str, int] = {}  # name -> the version it holds in ``iso``
+    load = set(plan.load)
+    for run_id in plan.replay:
+        run, commit, before = history.run(run_id)
+        cell = history.cells[run_id]
+        for u in sorted(cell.inputs):
+            v = history.version(u)
+            if all(at.get(n) == u for n in v.names):
+                continue
+            if u not in load:
+                raise ReplayError(run_id, f"replaying cell [{run.execution_count}] needs {', '.join(v.names)}, which the plan neither loads nor rebuilds")
+            values, _ = _load(store, v, iso, ChainMap(iso, kept))
+            iso.update(values)
+            at.update({n: u for n in v.names})
+        try:
+            code = compile(transform(run.code), f"<nbstate replay of cell [{run.execution_count}]>", "exec")
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                exec(code, iso)
+        except Exception as exc:
+            raise ReplayError(run_id, f"replaying cell [{run.execution_count}] failed: {type(exc).__name__}: {exc}") from None
+        for vid in cell.outputs:
+            at.update({n: vid for n in history.version(vid).names})
+        for n in set(before) - set(commit.state):
+            iso.pop(n, None)
+            at.pop(n, None)
+    restored: dict[int, tuple[dict[str, Any], LiveCoVariable]] = {}
+    staged: dict[str, Any] = {}
+    lookup = ChainMap(staged, kept)
+    # Loaded versions that reference a notebook class by name wait until the class is staged.
+    pending = [history.version(t) for t in targets]
+    while pending:
+        waiting = []
+        for v in pending:
+            values, ids, how = _obtain(v, iso, at, namespace, lookup, history, report)
+            if values is None:
+                waiting.append(v)
+                continue
+            staged.update(values)
+            restored[v.id] = (values, LiveCoVariable(frozenset(v.names), v.id, v.fingerprint, ids))
+            (report.replayed if how == "replayed" else report.loaded).extend(v.names)
+        if len(waiting) == len(pending):
+            names = ", ".join(n for v in waiting for n in v.names)
+            raise CheckoutError(f"cannot restore {names}: a class it needs is not defined in the target state. Nothing was changed.")
+        pending = waiting
+    return restored
+
+
+def _obtain(
+    v: VariableVersion,
+    iso: dict[str, Any],
+    at: dict[str, int],
+    namespace: dict[str, Any],
+    lookup: Mapping[str, Any],
+    history: History,
+    report: CheckoutReport,
+) -> tuple[dict[str, Any] | None, set[int], str]:
+    """One target version's values: from the replay namespace when it rebuilt them, else loaded."""
+    if all(at.get(n) == v.id for n in v.names):
+        values = {n: iso[n] for n in v.names}
+        if v.serializable and version_fingerprint(list(values.values()), v.names, namespace) != v.fingerprint:
+            if v.id not in history.unloadable:
+                report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")
+                return _obtain_loaded(history.store, v, namespace, lookup)
+            report.warnings.append(
+                f"{', '.join(v.names)}: the replayed value differs from the recorded one "
+                "(the cells are not deterministic: random numbers, time, files?)"
+            )
+        return values, codec.reachable_ids(list(values.values()), namespace), "replayed"
+    return _obtain_loaded(history.store, v, namespace, lookup)
+
+
+def _obtain_loaded(store: Store, v: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[int], str]:
+    try:
+        values, ids = _load(store, v, namespace, lookup)
+    except codec.MissingName:
+        return None, set(), "loaded"
+    return values, ids, "loaded"
+
+
+def _load(store: Store, v: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any]) -> tuple[dict[str, Any], set[int]]:
+    try:
+        return load_version_with_ids(store, v, namespace, lookup)
+    except codec.MissingName:
+        raise
+    except Exception as exc:
+        raise _LoadFailed(v.id, f"{type(exc).__name__}: {exc}") from None

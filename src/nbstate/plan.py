@@ -1,0 +1,155 @@
+"""Deciding, per variable version, whether to load its bytes or recompute it by replaying cells.
+
+Pure computation over a small graph: no I/O, no IPython. The inputs are the cells on the path
+to the target commit (what each read, produced, and how long it ran) and the versions involved
+(their size, and whether they can be loaded at all); the output is the cheapest set of versions
+to load and cells to replay so that every target version exists.
+
+The choice is a minimum cut. For every version v there are two nodes: ``need(v)`` (v must exist)
+and ``recompute(v)``; for every cell c, one node ``replay(c)``. On the source side of the cut
+a node is "true". Edges (capacity):
+
+    source -> need(t)             infinite   for each target version t
+    need(v) -> recompute(v)       load(v)    needed but not recomputed: pay for loading it
+    recompute(v) -> replay(c)     infinite   recomputing v means replaying its cell c
+    replay(c) -> need(u)          infinite   a replayed cell needs each of its inputs u
+    replay(c) -> sink             duration(c)
+
+Every feasible plan is a cut of the same cost and the other way round, so the minimum cut is the
+cheapest plan; "load everything loadable" and "replay everything" are both feasible, so the
+plan is never worse than either under the same costs. Unloadable versions (not serializable,
+damaged, from another Python) cost infinity to load; versions no cell can reproduce (the state
+a session started with) cost infinity to recompute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+INFINITE = math.inf
+# What replaying a cell is expected to cost beyond its recorded duration: runs vary, and a
+# replay compiles the cell and re-runs its side effects, so ties go to loading.
+REPLAY_FACTOR = 1.2
+REPLAY_OVERHEAD_S = 0.005
+
+
+def replay_seconds(recorded_duration: float) -> float:
+    return recorded_duration * REPLAY_FACTOR + REPLAY_OVERHEAD_S
+
+
+@dataclass(frozen=True)
+class CellNode:
+    """A recorded cell run on the way to the target."""
+
+    id: int
+    order: int  # position in the path (replays run in this order)
+    duration: float  # expected seconds to replay it (see replay_seconds)
+    inputs: frozenset[int]  # version ids it read
+    outputs: frozenset[int]  # version ids it produced
+
+
+@dataclass(frozen=True)
+class VersionNode:
+    id: int
+    load_seconds: float  # math.inf when it cannot be loaded
+    produced_by: int | None  # the cell run that made it; None: no cell can reproduce it
+
+
+@dataclass
+class Plan:
+    load: list[int] = field(default_factory=list)  # version ids
+    replay: list[int] = field(default_factory=list)  # cell run ids, in run order
+    seconds: float = 0.0  # estimated
+    load_all_seconds: float = INFINITE
+    replay_all_seconds: float = INFINITE
+
+    def describe(self, names: Mapping[int, list[str]], code: Mapping[int, str] | None = None) -> str:
+        lines = [f"estimated restore time {self.seconds:.2f} s (load everything: {_fmt(self.load_all_seconds)}, replay everything: {_fmt(self.replay_all_seconds)})"]
+        if self.load:
+            lines.append("load:   " + ", ".join(n for v in self.load for n in names.get(v, [f"#{v}"])))
+        if self.replay:
+            lines.append(f"replay: {len(self.replay)} cell(s)")
+            for c in self.replay:
+                first = (code or {}).get(c, "").strip().splitlines()
+                lines.append(f"  cell run {c}: {first[0][:60] if first else ''}")
+        return "\n".join(lines)
+
+
+def _fmt(seconds: float) -> str:
+    return "impossible" if math.isinf(seconds) else f"{seconds:.2f} s"
+
+
+class Infeasible(Exception):
+    """No mix of loading and replaying can restore the target."""
+
+
+def solve(
+    targets: Iterable[int],
+    version: Callable[[int], VersionNode],
+    cell: Callable[[int], CellNode | None],
+    prune: bool = True,
+) -> Plan:
+    """The cheapest plan that makes every target version exist.
+
+    ``version`` and ``cell`` fetch nodes on demand, so only the lineage that matters is read.
+    With ``prune``, a version that loads faster than its cell ran is simply loaded, and its
+    cell's lineage is not explored (the plan may then pay that load where a replay made for
+    another reason would have given the version for free: at most the load time).
+    """
+    targets = sorted(set(targets))
+    graph = nx.DiGraph()
+    src, sink = "source", "sink"
+    graph.add_node(src)
+    graph.add_node(sink)
+    for t in targets:
+        graph.add_edge(src, ("need", t))  # no capacity attribute: infinite in networkx
+    versions: dict[int, VersionNode] = {}
+    cells: dict[int, CellNode] = {}
+    work = list(targets)
+    while work:
+        v = work.pop()
+        if v in versions:
+            continue
+        node = versions[v] = version(v)
+        load = node.load_seconds
+        if math.isinf(load):
+            graph.add_edge(("need", v), ("recompute", v))
+        else:
+            graph.add_edge(("need", v), ("recompute", v), capacity=load)
+        c = cells.get(node.produced_by) if node.produced_by in cells else (cell(node.produced_by) if node.produced_by is not None else None)
+        if c is None or (prune and load <= c.duration):
+            graph.add_edge(("recompute", v), sink)  # recomputing it is impossible (or never better)
+            continue
+        graph.add_edge(("recompute", v), ("replay", c.id))
+        if c.id in cells:
+            continue
+        cells[c.id] = c
+        graph.add_edge(("replay", c.id), sink, capacity=c.duration)
+        for u in c.inputs:
+            graph.add_edge(("replay", c.id), ("need", u))
+            work.append(u)
+    try:
+        cost, (source_side, _) = nx.minimum_cut(graph, src, sink)
+    except nx.NetworkXUnbounded:
+        raise Infeasible("some version can be neither loaded nor recomputed from what was recorded") from None
+    plan = Plan(seconds=cost)
+    for node in source_side:
+        if isinstance(node, tuple) and node[0] == "need" and ("recompute", node[1]) not in source_side:
+            plan.load.append(node[1])
+        elif isinstance(node, tuple) and node[0] == "replay":
+            plan.replay.append(node[1])
+    plan.load.sort()
+    plan.replay.sort(key=lambda c: cells[c].order)
+    plan.load_all_seconds = sum(versions[t].load_seconds for t in targets)
+    plan.replay_all_seconds = sum(c.duration for c in cells.values()) + sum(
+        v.load_seconds for v in versions.values() if v.produced_by not in cells and _is_needed(v.id, targets, cells)
+    )
+    return plan
+
+
+def _is_needed(v: int, targets: list[int], cells: Mapping[int, CellNode]) -> bool:
+    return v in targets or any(v in c.inputs for c in cells.values())

@@ -1,0 +1,115 @@
+"""The load-or-recompute planner on hand-built graphs whose best plans are known."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+
+from nbstate.plan import CellNode, Infeasible, VersionNode, solve
+
+INF = math.inf
+
+
+def graph(cells, versions):
+    cs = {c.id: c for c in cells}
+    vs = {v.id: v for v in versions}
+    return vs.__getitem__, cs.get
+
+
+def cell(cid, order, duration, inputs=(), outputs=()):
+    return CellNode(cid, order, duration, frozenset(inputs), frozenset(outputs))
+
+
+def test_loading_wins_when_the_cell_was_slow():
+    # v1 (100 MB, loads in 0.5 s) came from a 30 s simulation
+    v, c = graph([cell(1, 1, 30.0, (), (1,))], [VersionNode(1, 0.5, 1)])
+    plan = solve([1], v, c, prune=False)
+    assert plan.load == [1] and plan.replay == [] and plan.seconds == pytest.approx(0.5)
+
+
+def test_recomputing_wins_when_the_cell_was_cheap():
+    # a 2 GB array of zeros: 8 s to load, 0.2 s to make again
+    v, c = graph([cell(1, 1, 0.2, (), (1,))], [VersionNode(1, 8.0, 1)])
+    plan = solve([1], v, c, prune=False)
+    assert plan.load == [] and plan.replay == [1] and plan.seconds == pytest.approx(0.2)
+
+
+def test_unserializable_must_be_replayed_and_its_inputs_come_cheapest():
+    # cell 1 makes data (slow, 10 s; data loads in 1 s); cell 2 makes a generator from data (0.01 s)
+    cells = [cell(1, 1, 10.0, (), (1,)), cell(2, 2, 0.01, (1,), (2,))]
+    versions = [VersionNode(1, 1.0, 1), VersionNode(2, INF, 2)]
+    v, c = graph(cells, versions)
+    plan = solve([2], v, c, prune=False)
+    assert plan.replay == [2] and plan.load == [1]
+    assert plan.seconds == pytest.approx(1.01)
+
+
+def test_one_replay_serves_every_output_of_the_cell():
+    # one cheap cell produced two big versions: replay once instead of loading both
+    cells = [cell(1, 1, 1.5, (), (1, 2))]
+    versions = [VersionNode(1, 1.0, 1), VersionNode(2, 1.0, 1)]
+    v, c = graph(cells, versions)
+    plan = solve([1, 2], v, c, prune=False)
+    assert plan.replay == [1] and plan.load == [] and plan.seconds == pytest.approx(1.5)
+
+
+def test_replays_run_in_recorded_order():
+    cells = [cell(7, 1, 0.1, (), (1,)), cell(3, 2, 0.1, (1,), (2,)), cell(5, 3, 0.1, (2,), (3,))]
+    versions = [VersionNode(1, INF, 7), VersionNode(2, INF, 3), VersionNode(3, INF, 5)]
+    v, c = graph(cells, versions)
+    assert solve([3], v, c).replay == [7, 3, 5]
+
+
+def test_nothing_can_restore_a_version_without_bytes_or_cell():
+    v, c = graph([], [VersionNode(1, INF, None)])
+    with pytest.raises(Infeasible):
+        solve([1], v, c)
+
+
+def test_plan_is_never_worse_than_load_all_or_replay_all():
+    rng = random.Random(7)
+    for _ in range(200):
+        n = rng.randint(1, 7)
+        cells, versions = [], []
+        for i in range(1, n + 1):
+            inputs = [j for j in range(1, i) if rng.random() < 0.4]
+            cells.append(cell(i, i, rng.choice([0.01, 0.5, 3.0, 20.0]), inputs, (i,)))
+            versions.append(VersionNode(i, rng.choice([0.05, 1.0, 5.0, INF]), i))
+        v, c = graph(cells, versions)
+        targets = rng.sample(range(1, n + 1), rng.randint(1, n))
+        plan = solve(targets, v, c, prune=False)
+        assert plan.seconds <= plan.load_all_seconds + 1e-9
+        assert plan.seconds <= plan.replay_all_seconds + 1e-9
+        # brute force over every subset of cells to replay: the cut is optimal
+        best = INF
+        for k in range(n + 1):
+            for replayed in itertools.combinations(range(1, n + 1), k):
+                cost = _cost(set(replayed), targets, cells, versions)
+                best = min(best, cost)
+        assert plan.seconds == pytest.approx(best)
+
+
+def _cost(replayed, targets, cells, versions):
+    by_id = {c.id: c for c in cells}
+    vs = {v.id: v for v in versions}
+    needed = set(targets) | {u for c in replayed for u in by_id[c].inputs}
+    total = sum(by_id[c].duration for c in replayed)
+    for u in needed:
+        if vs[u].produced_by not in replayed:
+            total += vs[u].load_seconds
+    return total
+
+
+def test_pruning_loads_versions_that_load_faster_than_their_cell():
+    cells = [cell(1, 1, 5.0, (), (1,))]
+    calls = []
+
+    def fetch_cell(cid):
+        calls.append(cid)
+        return {1: cells[0]}.get(cid)
+
+    plan = solve([1], {1: VersionNode(1, 0.1, 1)}.__getitem__, fetch_cell, prune=True)
+    assert plan.load == [1] and plan.replay == []

@@ -36,21 +36,27 @@ class BenchKernel:
     """One ipykernel process (this interpreter's) started in ``cwd``; nbstate loaded on request."""
 
     def __init__(
-        self, cwd: str | os.PathLike[str], load_nbstate: bool, hash_seed: int | None = 0, startup_timeout: float = 60
+        self,
+        cwd: str | os.PathLike[str],
+        load_nbstate: bool,
+        hash_seed: int | None = 0,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 60,
     ) -> None:
         self.cwd = Path(cwd)
         self.cwd.mkdir(parents=True, exist_ok=True)
         self.load_nbstate = load_nbstate
-        env = dict(os.environ)
-        env.pop("NBSTATE_STORE", None)  # the store goes to cwd/.nbstate
+        kernel_env = dict(os.environ)
+        kernel_env.pop("NBSTATE_STORE", None)  # the store goes to cwd/.nbstate
+        kernel_env.update(env or {})
         if hash_seed is not None:
             # The same string hashes in every kernel: otherwise the namespace dict's layout, and
             # with it a loop of global lookups, differs by several % from one process to another.
-            env["PYTHONHASHSEED"] = str(hash_seed)
+            kernel_env["PYTHONHASHSEED"] = str(hash_seed)
         # Unix sockets in cwd rather than TCP ports: no race for free ports with other processes
         # on a shared machine, and no loopback latency in the figures.
         self.km = KernelManager(kernel_name="python3", transport="ipc", ip=str(self.cwd / "kernel-ipc"))
-        self.km.start_kernel(cwd=str(self.cwd), env=env)
+        self.km.start_kernel(cwd=str(self.cwd), env=kernel_env)
         self.kc = self.km.blocking_client()
         self.kc.start_channels()
         try:

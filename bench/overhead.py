@@ -158,14 +158,33 @@ def _time_pickle(plain: BenchKernel, cfg: Config) -> list[float]:
     return plain.value("_bench_pickle_seconds")
 
 
-def measure(cfg: Config, workdir: Path, profile: bool = False) -> dict[str, Any]:
+def export_revision(rev: str, dest: Path) -> tuple[str, Path]:
+    """Check out ``src/`` of git revision ``rev`` into ``dest``; returns (full commit, src dir)."""
+    commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    if not commit:
+        raise SystemExit(f"--rev {rev}: not a commit of {REPO}")
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", commit, "src"], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return commit, dest / "src"
+
+
+def measure(cfg: Config, workdir: Path, profile: bool = False, src: Path | None = None) -> dict[str, Any]:
     samples: dict[str, dict[str, list[float]]] = {}
     counts: dict[str, list[int]] = {}
     profiles: dict[str, str] = {}
     loadavg: dict[str, float] = {}
     _log(f"starting two kernels in {workdir}")
-    with BenchKernel(workdir / "without", load_nbstate=False) as plain, BenchKernel(workdir / "with", load_nbstate=True) as nb:
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))} if src else None
+    with (
+        BenchKernel(workdir / "without", load_nbstate=False, env=env) as plain,
+        BenchKernel(workdir / "with", load_nbstate=True, env=env) as nb,
+    ):
         kernels = (plain, nb)
+        # Which nbstate the kernels run (asked of the kernel without it: no commit anywhere).
+        plain.ok("import nbstate as _bench_nbstate", silent=True)
+        nbstate_in_kernel = plain.value("[_bench_nbstate.__version__, _bench_nbstate.__file__]")
+        plain.ok("del _bench_nbstate", silent=True)
         setup_started = time.perf_counter()
         setup_wall: dict[str, list[float]] = {"without": [], "with": []}
         setup_counts: list[int] = []
@@ -229,6 +248,7 @@ def measure(cfg: Config, workdir: Path, profile: bool = False) -> dict[str, Any]
             "capture_seconds": [None if x is None else round(x, 4) for x in setup_capture],
         },
         "profiles": profiles,
+        "nbstate_in_kernel": {"version": nbstate_in_kernel[0], "file": nbstate_in_kernel[1]},
     }
 
 
@@ -425,8 +445,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         f"Command: {cmd}, run {m['date']} on {m['cpu_model']} ({m['cpu_count']} CPUs, {m['mem_total_gb']} GB RAM, "
         f"load average {m['loadavg_start'][0]} at start, {m['loadavg_end'][0]} at end), Python {m['python']}, "
-        f"numpy {m['numpy']}, ipykernel {m['ipykernel']}, nbstate {m['nbstate']} at commit {m['git_commit']}"
-        f"{' with uncommitted changes in src/' if m['src_modified'] else ''}. "
+        f"numpy {m['numpy']}, ipykernel {m['ipykernel']}, nbstate {m['nbstate']}: {m['measured']}. "
         f"Took {result['elapsed_s']:.0f} s. Raw samples: `bench/results/{result['json_name']}`.",
         "",
         f"`big` is a {size} float64 array (`np.random.default_rng(0).random(n)`); `k = 1`; "
@@ -516,6 +535,11 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
     parser.add_argument("--reps", type=int, default=None, help="repetitions per case (default: 30, quick: 8)")
     parser.add_argument("--profile", action="store_true", help="also cProfile nbstate's kernel around each case")
     parser.add_argument("--workdir", default=None, help="where the kernels and the store live (default: a temp dir)")
+    parser.add_argument(
+        "--rev",
+        default=None,
+        help="measure src/ as of this git revision (e.g. HEAD) instead of the working tree's src/",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; write no result files")
     args = parser.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -528,10 +552,19 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
     workdir = Path(tempfile.mkdtemp(prefix="nbstate-bench-", dir=args.workdir))
     started = time.perf_counter()
     try:
-        measured = measure(cfg, workdir, profile=args.profile)
+        src = None
+        if args.rev:
+            commit, src = export_revision(args.rev, workdir / "rev")
+            machine["measured"] = f"src/ of commit {commit[:10]} (--rev {args.rev})"
+            machine["measured_commit"] = commit
+        else:
+            machine["measured"] = "src/ of the working tree" + (" (with uncommitted changes)" if machine["src_modified"] else "")
+        measured = measure(cfg, workdir, profile=args.profile, src=src)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["nbstate"] = measured["nbstate_in_kernel"]["version"]
+    machine["nbstate_file"] = measured["nbstate_in_kernel"]["file"]
     canonical = not args.quick and args.reps is None
     json_name = "overhead.json" if canonical else "overhead-quick.json"
     result = {

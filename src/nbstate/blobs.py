@@ -72,9 +72,10 @@ class Written:
 class BlobFiles:
     """Blobs as files ``objects/ab/cdef...`` under a store directory, written atomically."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, create: bool = True) -> None:
         self.root = root / "objects"
-        self.root.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
         self._seen: set[str] = set()
         self._compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
         self._decompressor = zstandard.ZstdDecompressor()

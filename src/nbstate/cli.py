@@ -142,6 +142,34 @@ def run_tag(args: argparse.Namespace) -> int:
     return _offline(args, lambda s: porcelain.tag_command(s, args.names, delete=args.delete))
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from .bundle import BundleError
+
+    def export(s: porcelain.Session) -> str:
+        try:
+            return s.export(args.dest, ref=args.ref, history=args.history, bandwidth=args.bandwidth)
+        except BundleError as exc:
+            raise CommandError(str(exc)) from None
+
+    return _offline(args, export)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    if args.plan_only and not (args.kernel or args.notebook_path):
+        from .bundle import BundleError, check, opened, plan_import
+
+        try:
+            with opened(args.src) as (manifest, store, _):
+                checked = check(manifest, store, Path.cwd())
+                plan = plan_import(manifest, store, checked)
+                names = {vid: v.names for vid, v in store.versions(plan.load).items()}
+                print("\n".join([plan.describe(names, {r: store.cell_run(r).code for r in plan.replay}), *checked.notes]))
+        except BundleError as exc:
+            raise CommandError(str(exc)) from None
+        return 0
+    return run_in_kernel(_kernel_of(args), f"import {args.src}" + (" --plan-only" if args.plan_only else ""))
+
+
 # --- verbs that act on a running kernel -----------------------------------------------------------
 
 
@@ -424,6 +452,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("undo", parents=[kernel_options], help="a running kernel's state back N cell runs")
     p.add_argument("n", nargs="?", type=_positive_int, default=1)
     p.set_defaults(run=run_undo)
+
+    p = sub.add_parser("export", parents=[store_options, notebook_option], help="write a state to a directory, DEST.nbstate or s3://bucket/prefix")
+    p.add_argument("dest")
+    p.add_argument("--ref", default="HEAD", help="the state to export (default HEAD)")
+    p.add_argument("--history", action="store_true", help="carry the whole commit graph along")
+    p.add_argument("--bandwidth", default=None, help="how fast the bundle will travel, e.g. 100MB/s (favours replay when slow)")
+    p.set_defaults(run=run_export)
+    p = sub.add_parser("import", parents=[kernel_options], help="restore a bundle's state into a running kernel (or --plan-only)")
+    p.add_argument("src")
+    p.add_argument("--plan-only", action="store_true", help="print what would be loaded and replayed; change nothing")
+    p.set_defaults(run=run_import)
 
     location = "$IPYTHONDIR/profile_default/ipython_config.py\n(IPYTHONDIR defaults to ~/.ipython)"
     p = sub.add_parser(

@@ -11,6 +11,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from . import porcelain
+from .bundle import BundleError
 from .store import StoreError
 from .timetravel import CheckoutError
 
@@ -54,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diff", help="variables and code that differ between two commits (default HEAD~1 HEAD)")
     p.add_argument("a", nargs="?")
     p.add_argument("b", nargs="?")
+    p = sub.add_parser("export", help="write a state to DEST: a directory, DEST.nbstate, or s3://bucket/prefix")
+    p.add_argument("dest")
+    p.add_argument("--ref", default="HEAD")
+    p.add_argument("--history", action="store_true", help="carry the whole commit graph along")
+    p.add_argument("--bandwidth", default=None, help="e.g. 100MB/s: how fast the bytes will travel")
+    p = sub.add_parser("import", help="restore the state a bundle holds into this kernel")
+    p.add_argument("src")
+    p.add_argument("--plan-only", action="store_true", help="print what would be loaded and replayed; change nothing")
     p = sub.add_parser("init", help="choose the store (and the notebook file) for this kernel")
     p.add_argument("notebook", nargs="?", default=None, help="path of the notebook this kernel runs")
     p.add_argument("--store", default=None, help="store directory (default: $NBSTATE_STORE or ./.nbstate)")
@@ -82,7 +91,7 @@ class NbstateMagics(Magics):
             return
         try:
             print(run_verb(porcelain.Session(recorder=recorder), args))
-        except (StoreError, CheckoutError, ValueError, RuntimeError) as exc:
+        except (StoreError, CheckoutError, BundleError, ValueError, RuntimeError) as exc:
             raise UsageError(str(exc)) from None
 
 
@@ -110,4 +119,8 @@ def run_verb(session: porcelain.Session, args: argparse.Namespace) -> str:
         return porcelain.tag_command(session, args.names, delete=args.delete)
     if verb == "diff":
         return session.diff(args.a, args.b).format()
+    if verb == "export":
+        return session.export(args.dest, ref=args.ref, history=args.history, bandwidth=args.bandwidth)
+    if verb == "import":
+        return session.import_bundle(args.src, plan_only=args.plan_only)
     raise UsageError(f"unknown verb {verb}")

@@ -467,17 +467,63 @@ class Session:
 
         return self._move_to(undo_target(self.store, self.notebook, n), None, f"undo {n}")
 
-    def _move_to(self, commit_id: str, branch: str | None, action: str) -> Any:
+    def _move_to(self, commit_id: str, branch: str | None, action: str, python_changed: bool = False) -> Any:
         from .timetravel import restore_state
 
         rec = self._live()
         current: dict[str, int] = {n: -1 for n in rec.user_names()}
         current.update(rec.live_versions())
-        report, restored = restore_state(self.store, rec.namespace, current, self.store.commit(commit_id), rec.transform)
+        report, restored = restore_state(
+            self.store, rec.namespace, current, self.store.commit(commit_id), rec.transform, python_changed=python_changed
+        )
         rec.after_restore([live for _, live in restored.values()], report.deleted)
         self.store.move_head(self.notebook, branch, commit_id, action)
         report.branch = branch
         return report
+
+    # migration
+    def export(self, dest: str, ref: str = "HEAD", history: bool = False, bandwidth: str | None = None) -> str:
+        """Write the state of ``ref`` to a directory, a DEST.nbstate file or an fsspec URL."""
+        from .bundle import export, parse_bandwidth
+
+        manifest = export(self.store, self.notebook, self.resolve(ref), dest, history=history, bandwidth=parse_bandwidth(bandwidth))
+        p = manifest["plan"]
+        return (
+            f"exported {manifest['commit'][:8]} to {manifest['dest']}: {p['load']} variable(s) as bytes, "
+            f"{p['replay']} cell(s) to replay (estimated restore {p['estimated_seconds']:.2f} s)"
+            + (", with the whole history" if history else "")
+        )
+
+    def import_bundle(self, src: str, plan_only: bool = False) -> str:
+        """Restore the state a bundle holds into this kernel (its history joins this store)."""
+        from pathlib import Path
+
+        from .bundle import BundleError, _explain_missing, check, copy_history, opened, plan_import
+
+        with opened(src) as (manifest, bundle_store, _):
+            checked = check(manifest, bundle_store, Path.cwd())
+            plan = plan_import(manifest, bundle_store, checked)
+            names = {vid: v.names for vid, v in bundle_store.versions(plan.load).items()}
+            code = {r: bundle_store.cell_run(r).code for r in plan.replay}
+            text = "\n".join([plan.describe(names, code), *checked.notes])
+            if plan_only:
+                return text
+            if checked.missing_packages and any(m for m in checked.missing_packages if _needed_by_load(bundle_store, plan, m)):
+                raise BundleError(_explain_missing(checked))
+            self._live()
+            target = bundle_store.commit(manifest["commit"])
+            commits = bundle_store.commits(manifest["notebook"])[::-1] if manifest.get("history") else list(bundle_store.ancestors(target.id))[::-1]
+            copy_history(bundle_store, self.store, commits, self.notebook, None)
+            if manifest.get("history"):
+                for kind in ("branch", "tag"):
+                    for name, where in bundle_store.refs(manifest["notebook"], kind).items():
+                        existing = self.store.refs(self.notebook, kind)
+                        wanted = f"imported/{name}" if kind == "branch" or name in existing else name
+                        self.store.set_ref(self.notebook, kind, _unique(existing, wanted), where)
+        branch = _unique(self.branches(), "imported")
+        self.store.set_ref(self.notebook, "branch", branch, manifest["commit"])
+        report = self._move_to(manifest["commit"], branch, f"import {src}", python_changed=checked.python_changed)
+        return text + "\n" + report.summary()
 
     def commit(self, message: str) -> Commit:
         """A named checkpoint of the current state (made on top of HEAD)."""
@@ -486,6 +532,22 @@ class Session:
         if made is None:
             raise RuntimeError(f"the commit could not be written: {rec.last_error}")
         return made
+
+
+def _unique(existing: dict[str, str], base: str) -> str:
+    name, k = base, 1
+    while name in existing:
+        k += 1
+        name = f"{base}-{k}"
+    return name
+
+
+def _needed_by_load(store: Store, plan: Any, module: str) -> bool:
+    """Whether a version the plan loads is made of objects from ``module``."""
+    for v in store.versions(plan.load).values():
+        if any(t.split(".")[0] == module for t in v.types.values()):
+            return True
+    return False
 
 
 def _check_ref_name(name: str) -> None:

@@ -151,8 +151,11 @@ class PendingCommit:
 class Store:
     """An nbstate store on the local file system."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], read_only: bool = False) -> None:
         self.root = Path(root).expanduser()
+        if read_only:
+            self._open_read_only()
+            return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -178,6 +181,20 @@ class Store:
                     f"the store {self.root} has format version {row[0]}, newer than this nbstate "
                     f"understands ({FORMAT_VERSION}); upgrade nbstate (pip install -U nbstate)."
                 )
+
+    def _open_read_only(self) -> None:
+        db_path = self.root / "nbstate.sqlite"
+        if not db_path.is_file():
+            raise StoreError(f"no nbstate store at {self.root} (nbstate.sqlite is missing)")
+        self.blobs = BlobFiles(self.root, create=False)
+        try:
+            self.db = sqlite3.connect(f"file:{db_path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            row = self.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store at {self.root} cannot be read ({exc}): it is damaged") from None
+        if row is None or int(row[0]) > FORMAT_VERSION:
+            raise StoreError(f"the store at {self.root} has format version {row[0] if row else '?'}; this nbstate reads up to {FORMAT_VERSION}")
+        self._throughput = 200e6
 
     def close(self) -> None:
         self.db.close()

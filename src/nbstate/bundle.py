@@ -1,0 +1,455 @@
+"""Export a state to a self-contained bundle, and bring a bundle into another store.
+
+A bundle is a store of its own (the same format, docs/FORMAT.md) plus ``bundle.json``: the
+commits on the path to the exported state (all commits with ``history``), the cells needed to
+replay, and the bytes of the versions worth shipping (a plan decides, given the bandwidth).
+It can live in a directory, in one ``.nbstate`` file (a tar archive), or under an fsspec URL
+such as ``s3://bucket/prefix``. Importing copies it into the local store and checks out its
+state there, so time travel goes on. Never imports IPython.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .plan import Infeasible, Plan, solve
+from .store import FORMAT_VERSION, Commit, Store, StoreError
+
+BUNDLE_FILE = "bundle.json"
+BUNDLE_KIND = "nbstate-bundle"
+
+
+class BundleError(Exception):
+    """A bundle that cannot be written, read or used here; the message says what to do."""
+
+
+@dataclass
+class ImportCheck:
+    """What the destination lacks for a bundle, found before anything is changed."""
+
+    missing_packages: dict[str, str] = field(default_factory=dict)  # module -> version recorded
+    missing_files: dict[str, str] = field(default_factory=dict)  # path -> cell that reads it
+    python_changed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+# --- where bundles live ---------------------------------------------------------------------------
+
+
+def _is_url(dest: str) -> bool:
+    return "://" in dest and not dest.startswith("file://")
+
+
+@contextmanager
+def _local_copy(src: str) -> Iterator[Path]:
+    """A local directory holding the bundle at ``src`` (a directory, a .nbstate file or a URL)."""
+    if _is_url(src):
+        import fsspec
+
+        tmp = Path(tempfile.mkdtemp(prefix="nbstate-import-"))
+        try:
+            fs, root = fsspec.core.url_to_fs(src)
+            if not fs.exists(f"{root.rstrip('/')}/{BUNDLE_FILE}"):
+                raise BundleError(f"no nbstate bundle at {src} ({BUNDLE_FILE} is missing)")
+            fs.get(root.rstrip("/") + "/", str(tmp) + "/", recursive=True)
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    path = Path(src.removeprefix("file://")).expanduser()
+    if path.is_file():
+        tmp = Path(tempfile.mkdtemp(prefix="nbstate-import-"))
+        try:
+            try:
+                with tarfile.open(path) as tar:
+                    tar.extractall(tmp, filter="data") if sys.version_info >= (3, 12) else _safe_extract(tar, tmp)
+            except tarfile.TarError as exc:
+                raise BundleError(f"{path} is not an nbstate bundle file: {exc}") from None
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    if not (path / BUNDLE_FILE).is_file():
+        raise BundleError(f"no nbstate bundle at {path} ({BUNDLE_FILE} is missing): export one with `%nbstate export DEST`")
+    yield path
+
+
+def _safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
+    root = dest.resolve()
+    for member in tar.getmembers():
+        target = (dest / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or root not in (target, *target.parents):
+            raise BundleError(f"the bundle holds an unsafe entry {member.name!r}; refusing to extract it")
+    tar.extractall(dest)
+
+
+def _publish(built: Path, dest: str) -> str:
+    """Move a bundle built in a temporary directory to ``dest``; returns where it went."""
+    if _is_url(dest):
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(dest)
+        fs.put(str(built) + "/", root.rstrip("/") + "/", recursive=True)
+        return dest
+    path = Path(dest.removeprefix("file://")).expanduser()
+    if path.suffix == ".nbstate":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tarfile.open(tmp, "w") as tar:  # blobs are compressed already
+            for item in sorted(built.rglob("*")):
+                tar.add(item, arcname=str(item.relative_to(built)), recursive=False)
+        os.replace(tmp, path)
+        return str(path)
+    if path.exists() and any(path.iterdir()):
+        raise BundleError(f"{path} exists and is not empty: export into a new directory, or a DEST.nbstate file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.rmdir()
+    shutil.move(str(built), str(path))
+    return str(path)
+
+
+# --- copying history between stores ---------------------------------------------------------------
+
+
+def copy_history(
+    src: Store, dst: Store, commits: list[Commit], notebook: str, blob_versions: set[int] | None
+) -> dict[int, int]:
+    """Copy ``commits`` (parents first) with their cell runs and versions into ``dst`` under
+    ``notebook``; blobs only of the versions in ``blob_versions`` (None: all). Commits ``dst``
+    already has are skipped. Returns the map of version ids, source -> destination."""
+    version_ids: dict[int, int] = {}
+    run_ids: dict[int, int] = {}
+    have = {r[0] for r in dst.db.execute("SELECT id FROM commits")}
+    all_vids = sorted({vid for c in commits for vid in c.state.values()})
+    versions = src.versions(all_vids)
+    blobs_to_copy: set[str] = set()
+    with dst.transaction() as db:
+        db.execute("INSERT OR IGNORE INTO notebooks VALUES (?, NULL, ?)", (notebook, time.time()))
+        db.execute("INSERT OR IGNORE INTO heads VALUES (?, 'main', NULL)", (notebook,))
+        for c in commits:
+            if c.id in have:
+                for n, vid in dst.commit(c.id).state.items():
+                    version_ids.setdefault(c.state.get(n, -1), vid)
+                continue
+            run_id = None
+            if c.cell_run_id is not None:
+                run_id = run_ids.get(c.cell_run_id)
+                if run_id is None:
+                    run = src.cell_run(c.cell_run_id)
+                    db.execute(
+                        "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, NULL, NULL, NULL, NULL)",
+                        (run.session_id, notebook, run.started),
+                    )
+                    run_id = db.execute(
+                        "INSERT INTO cell_runs (session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (run.session_id, run.execution_count, run.code, run.started, run.duration, json.dumps(run.reads),
+                         json.dumps(run.writes), json.dumps(run.deletes), run.error, run.capture_seconds, json.dumps(run.examined)),
+                    ).lastrowid
+                    run_ids[c.cell_run_id] = run_id
+            for vid in sorted(set(c.state.values())):
+                if vid in version_ids:
+                    continue
+                v = versions[vid]
+                produced = run_ids.get(v.cell_run_id) if v.cell_run_id is not None else None
+                version_ids[vid] = db.execute(
+                    "INSERT INTO var_versions (names, fingerprint, manifest, size, serializable, reason, types, cell_run_id) VALUES (?,?,?,?,?,?,?,?)",
+                    (json.dumps(v.names), v.fingerprint, json.dumps(v.manifest) if v.manifest else None, v.size,
+                     int(v.serializable), v.reason, json.dumps(v.types), produced),
+                ).lastrowid
+                if v.manifest and (blob_versions is None or vid in blob_versions):
+                    blobs_to_copy.update(v.manifest["stream"]["chunks"])
+                    for b in v.manifest["buffers"]:
+                        blobs_to_copy.update(b["chunks"])
+            if c.code:
+                blobs_to_copy.add(c.code)
+            parent = c.parent if c.parent in have or any(p.id == c.parent for p in commits) else None
+            seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM commits").fetchone()[0]
+            state = {n: version_ids[vid] for n, vid in c.state.items()}
+            db.execute(
+                "INSERT INTO commits (id, notebook_id, parent, cell_run_id, state, message, kind, created, code, bytes_added, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (c.id, notebook, parent, run_id, json.dumps(state), c.message, c.kind, c.created, c.code, c.bytes_added, seq),
+            )
+            have.add(c.id)
+        for h in sorted(blobs_to_copy):
+            row = src.db.execute("SELECT size, stored_size, codec FROM blobs WHERE hash=?", (h,)).fetchone()
+            if row is None or dst.blobs.has(h):
+                continue
+            _link_or_copy(src.blobs.path(h), dst.blobs.path(h))
+            db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", (h, *row))
+    return version_ids
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)  # blobs are immutable: sharing the file is safe
+    except OSError:
+        tmp = dst.with_name(f".tmp-{dst.name}")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+def parse_bandwidth(text: str | None) -> float | None:
+    """'100MB/s' -> bytes per second (None when not given)."""
+    if not text:
+        return None
+    t = text.strip().upper().removesuffix("/S")
+    units = {"GB": 1e9, "MB": 1e6, "KB": 1e3, "GIB": 2**30, "MIB": 2**20, "KIB": 2**10, "B": 1}
+    for unit, factor in units.items():
+        if t.endswith(unit):
+            try:
+                return float(t[: -len(unit)]) * factor
+            except ValueError:
+                break
+    raise BundleError(f"cannot read the bandwidth {text!r}: write it like 100MB/s or 1GB/s")
+
+
+def export(store: Store, notebook: str, ref_commit: str, dest: str, history: bool = False, bandwidth: float | None = None) -> dict[str, Any]:
+    """Write the state of ``ref_commit`` (and its past, or the whole history) to ``dest``."""
+    from .timetravel import History
+
+    target = store.commit(ref_commit)
+    chain = list(store.ancestors(target.id))[::-1]
+    commits = store.commits(notebook)[::-1] if history else chain
+    planner = History(store)
+    if bandwidth:
+        planner.throughput = 1 / (1 / planner.throughput + 1 / bandwidth)
+    targets = sorted(set(target.state.values()))
+    try:
+        plan = solve(targets, planner.version_node, planner.cell_node)
+    except Infeasible as exc:
+        raise BundleError(f"the state of {target.id[:8]} cannot be exported: {exc}") from None
+    ship = None if history else set(plan.load) | {t for t in targets if _must_ship(planner, t, plan)}
+    built = Path(tempfile.mkdtemp(prefix="nbstate-export-"))
+    try:
+        bundle_store = Store(built)
+        try:
+            copy_history(store, bundle_store, commits, notebook, ship)
+            if history:
+                for kind in ("branch", "tag"):
+                    for name, where in store.refs(notebook, kind).items():
+                        bundle_store.set_ref(notebook, kind, name, where)
+            else:
+                bundle_store.set_ref(notebook, "branch", "main", target.id)
+        finally:
+            bundle_store.close()
+        for suffix in ("-wal", "-shm"):
+            (built / f"nbstate.sqlite{suffix}").unlink(missing_ok=True)
+        manifest = {
+            "kind": BUNDLE_KIND,
+            "format_version": FORMAT_VERSION,
+            "nbstate": __version__,
+            "python": f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}",
+            "platform": sys.platform,
+            "created": time.time(),
+            "notebook": notebook,
+            "commit": target.id,
+            "history": history,
+            "packages": _package_versions(_modules_needed(store, chain, target)),
+            "plan": {"load": len(plan.load), "replay": len(plan.replay), "estimated_seconds": plan.seconds},
+        }
+        (built / BUNDLE_FILE).write_text(json.dumps(manifest, indent=1))
+        where = _publish(built, dest)
+    finally:
+        shutil.rmtree(built, ignore_errors=True)
+    manifest["dest"] = where
+    return manifest
+
+
+def _must_ship(history: Any, vid: int, plan: Plan) -> bool:
+    """Serializable versions whose cell is not replayed go in the bundle as bytes."""
+    v = history.version(vid)
+    return v.serializable and v.cell_run_id not in plan.replay
+
+
+def _modules_needed(store: Store, chain: list[Commit], target: Commit) -> set[str]:
+    """Top-level modules the state's objects come from, and those its cells import."""
+    modules: set[str] = set()
+    for v in store.versions(sorted(set(target.state.values()))).values():
+        for t in v.types.values():
+            head = t.split(" ")[0].split("[")[0]
+            if "." in head:
+                modules.add(head.split(".")[0])
+            elif head == "module":
+                pass
+    for c in chain:
+        if c.cell_run_id is not None:
+            modules |= imports_of(store.cell_run(c.cell_run_id).code)
+    return {m for m in modules if m and m not in sys.builtin_module_names and m != "__main__"}
+
+
+def imports_of(code: str) -> set[str]:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _package_versions(modules: set[str]) -> dict[str, str]:
+    dists = importlib.metadata.packages_distributions()
+    out = {}
+    for m in sorted(modules):
+        for dist in dists.get(m, []):
+            try:
+                out[m] = f"{dist}=={importlib.metadata.version(dist)}"
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            break
+        else:
+            out.setdefault(m, "")
+    return out
+
+
+# --- import ---------------------------------------------------------------------------------------
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((root / BUNDLE_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"the bundle's {BUNDLE_FILE} cannot be read: {exc}") from None
+    if manifest.get("kind") != BUNDLE_KIND:
+        raise BundleError(f"{root} is not an nbstate bundle")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise BundleError(
+            f"the bundle has format version {manifest['format_version']}, newer than this nbstate "
+            f"understands ({FORMAT_VERSION}): upgrade nbstate where you import (pip install -U nbstate)"
+        )
+    return manifest
+
+
+def check(manifest: dict[str, Any], bundle_store: Store, cwd: Path) -> ImportCheck:
+    """What this machine lacks for the bundle (packages, data files, the same Python)."""
+    result = ImportCheck()
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    there = ".".join(str(manifest.get("python", "")).split(".")[:2])
+    if there and there != here:
+        result.python_changed = True
+        result.notes.append(f"made with Python {there}, importing into {here}: notebook functions and classes are rebuilt by replay")
+        if tuple(int(x) for x in there.split(".")) > tuple(int(x) for x in here.split(".")):
+            result.notes.append(f"Python {here} is older than {there}: objects pickled there may not load here")
+    for module, pin in manifest.get("packages", {}).items():
+        if importlib.util.find_spec(module) is None:
+            result.missing_packages[module] = pin
+    target = bundle_store.commit(manifest["commit"])
+    for c in bundle_store.ancestors(target.id):
+        if c.cell_run_id is None:
+            continue
+        code = bundle_store.cell_run(c.cell_run_id).code
+        for path in files_read(code):
+            if not (cwd / path).exists():
+                result.missing_files.setdefault(path, code.strip().splitlines()[0][:60] if code.strip() else "")
+    return result
+
+
+_READERS = frozenset({"open", "read_csv", "read_parquet", "read_json", "read_excel", "read_table", "load", "loadtxt", "genfromtxt", "fromfile", "read_feather", "connect", "imread", "read_pickle"})
+
+
+def files_read(code: str) -> set[str]:
+    """Paths given as string literals to common file-reading calls in ``code``."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr if isinstance(node.func, ast.Attribute) else ""
+        first = node.args[0]
+        if name in _READERS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            value = first.value
+            mode = node.args[1].value if len(node.args) > 1 and isinstance(node.args[1], ast.Constant) else "r"
+            if name == "open" and isinstance(mode, str) and any(ch in mode for ch in "wax"):
+                continue
+            if value and value != ":memory:" and "://" not in value:
+                found.add(value)
+    return found
+
+
+def open_bundle_store(root: Path) -> Store:
+    """The bundle's store, opened read-only (the bundle itself is never changed)."""
+    try:
+        return Store(root, read_only=True)
+    except StoreError as exc:
+        raise BundleError(f"the bundle at {root} is damaged or incomplete: {exc}") from None
+
+
+@contextmanager
+def opened(src: str) -> Iterator[tuple[dict[str, Any], Store, Path]]:
+    """(manifest, read-only store, local directory) of the bundle at ``src``."""
+    with _local_copy(src) as root:
+        manifest = read_manifest(root)
+        store = open_bundle_store(root)
+        try:
+            yield manifest, store, root
+        finally:
+            store.close()
+
+
+def plan_import(manifest: dict[str, Any], bundle_store: Store, checked: ImportCheck, current: dict[str, int] | None = None) -> Plan:
+    """The plan an import would follow (which versions load, which cells replay)."""
+    from .timetravel import History
+
+    history = History(bundle_store, python_changed=checked.python_changed)
+    _rule_out_unreplayable(history, bundle_store, manifest, checked)
+    target = bundle_store.commit(manifest["commit"])
+    for vid in sorted(set(target.state.values())):
+        v = history.version(vid)
+        if v.manifest and not all(bundle_store.blobs.has(h) for h in v.manifest["stream"]["chunks"]):
+            history.unloadable.add(vid)  # its bytes were not shipped
+    try:
+        return solve(sorted(set(target.state.values())), history.version_node, history.cell_node)
+    except Infeasible as exc:
+        raise BundleError(_explain_missing(checked) or str(exc)) from None
+
+
+def _rule_out_unreplayable(history: Any, store: Store, manifest: dict[str, Any], checked: ImportCheck) -> None:
+    if not checked.missing_files and not checked.missing_packages:
+        return
+    for c in store.ancestors(manifest["commit"]):
+        if c.cell_run_id is None:
+            continue
+        code = store.cell_run(c.cell_run_id).code
+        if files_read(code) & set(checked.missing_files) or imports_of(code) & set(checked.missing_packages):
+            history.unreplayable[c.cell_run_id] = "it needs a file or package missing here"
+
+
+def _explain_missing(checked: ImportCheck) -> str:
+    parts = []
+    if checked.missing_packages:
+        pins = " ".join(p or m for m, p in checked.missing_packages.items())
+        parts.append(f"this kernel lacks the package(s) {', '.join(checked.missing_packages)}: `pip install {pins}`, then import again")
+    if checked.missing_files:
+        parts.append(
+            "cells to replay read file(s) missing here: "
+            + ", ".join(f"{p} (cell: {c})" for p, c in checked.missing_files.items())
+            + " — copy them into this directory, or export with the bytes of those variables"
+        )
+    return "; ".join(parts)

@@ -1,0 +1,103 @@
+"""Live migration between real kernels: export from one, import into a fresh one elsewhere."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+SESSION = [
+    "import numpy as np\nimport pandas as pd\narr = np.arange(100_000, dtype='float64')\nview_holder = {'a': arr}",
+    "df = pd.DataFrame({'x': range(1000), 'y': [i * 0.5 for i in range(1000)]})\ndf['z'] = df.x * 2",
+    "items = [1, 2, 3]\nsame = items\nnested = [items, {'k': items}]",
+    "def scale(v, k=3):\n    return v * k + offset\noffset = 10",
+    "arr[5] = -1.0\nitems.append(4)",
+]
+
+
+def state_summary(kernel):
+    return kernel.value(
+        "[arr.sum().item(), float(arr[5]), view_holder['a'] is arr, df.z.sum().item(), list(df.columns), "
+        "items, same is items, nested[0] is items, nested[1]['k'] is items, scale(2)]"
+    )
+
+
+@pytest.mark.parametrize("dest_name", ["bundle_dir", "state.nbstate"])
+def test_export_then_import_into_a_fresh_kernel_elsewhere(start_kernel, tmp_path, dest_name):
+    a = start_kernel(tmp_path / "a") if (tmp_path / "a").mkdir() is None else None
+    for cell in SESSION:
+        a.ok(cell)
+    expected = state_summary(a)
+    dest = tmp_path / dest_name
+    out = a.ok(f"%nbstate export {dest}").stdout
+    assert "exported" in out
+    (tmp_path / "b").mkdir()
+    b = start_kernel(tmp_path / "b")
+    r = b.ok(f"%nbstate import {dest}")
+    assert "now at branch imported" in r.stdout
+    assert state_summary(b) == expected
+    assert b.value("scale.__globals__ is globals()") is True
+    # time travel goes on in the new kernel: its history holds the imported commits
+    b.ok("items.append(5)")
+    b.ok("%nbstate undo")
+    assert b.value("items") == [1, 2, 3, 4]
+
+
+def test_unserializable_objects_migrate_by_replay_and_say_so(start_kernel, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d / "lines.txt").write_text("alpha\nbeta\ngamma\n")
+    a = start_kernel(tmp_path / "a")
+    a.ok("import threading, sqlite3\nnums = [1, 2, 3]\ngen = (n * 10 for n in nums)\nfirst = next(gen)")
+    a.ok("lock = threading.Lock()\nfh = open('lines.txt')\nhead = fh.readline()")
+    a.ok("con = sqlite3.connect(':memory:')\ncon.execute('create table t (v)')\ncon.execute('insert into t values (42)')")
+    dest = tmp_path / "bundle"
+    a.ok(f"%nbstate export {dest}")
+    b = start_kernel(tmp_path / "b")
+    plan = b.ok(f"%nbstate import {dest} --plan-only").stdout
+    assert "replay:" in plan
+    assert b.value("sorted(k for k in globals() if not k.startswith('_') and k not in ('In', 'Out', 'exit', 'quit', 'get_ipython', 'open'))") == []
+    r = b.ok(f"%nbstate import {dest}")
+    assert "replayed" in r.stdout
+    assert b.value("[first, next(gen), head, fh.readline(), type(lock).__name__, con.execute('select v from t').fetchone()[0]]") == [
+        10, 20, "alpha\n", "beta\n", "lock", 42,
+    ]
+
+
+def test_import_says_what_is_missing_before_touching_anything(start_kernel, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "input.txt").write_text("data")
+    a = start_kernel(tmp_path / "a")
+    a.ok("fh = open('input.txt')")
+    dest = tmp_path / "bundle"
+    a.ok(f"%nbstate export {dest}")
+    b = start_kernel(tmp_path / "b")
+    b.ok("mine = 1")
+    r = b.run(f"%nbstate import {dest}")
+    assert "input.txt" in r.stderr and "copy them" in r.stderr
+    assert b.value("mine") == 1
+    r = b.run(f"%nbstate import {tmp_path / 'nothing-here'}")
+    assert "no nbstate bundle" in r.stderr
+
+
+def test_cli_exports_offline_and_imports_into_a_running_kernel(start_kernel, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    nbstate = str(Path(sys.executable).with_name("nbstate"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = start_kernel(tmp_path / "a")
+    a.ok("x = {'v': [1, 2]}")
+    a.ok("x['v'].append(3)")
+    dest = tmp_path / "out.nbstate"
+    r = subprocess.run([nbstate, "export", "--store", str(tmp_path / "a" / ".nbstate"), "--ref", "HEAD~1", str(dest)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    b = start_kernel(tmp_path / "b")
+    r = subprocess.run([nbstate, "import", str(dest), "--kernel", b.km.connection_file], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert b.value("x") == {"v": [1, 2]}
+    shutil.rmtree(tmp_path / "a" / ".nbstate")

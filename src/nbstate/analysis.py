@@ -23,6 +23,10 @@ _WILDCARD_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "execf
 _WILDCARD_MAGICS = frozenset({"run", "load", "macro", "rerun", "recall", "autoreload", "aimport"})
 
 
+# How many elements of a container are looked at for functions (keeps the cost per cell bounded).
+_CONTAINER_SCAN_LIMIT = 256
+
+
 @dataclass
 class CellNames:
     reads: set[str] = field(default_factory=set)
@@ -146,6 +150,15 @@ def _callables_inside(value: Any, namespace: Mapping[str, Any]) -> Iterable[type
                 continue
             if isinstance(inner, (types.FunctionType, types.MethodType, functools.partial)):
                 yield from _callables_inside(inner, namespace)
+        return
+    if isinstance(value, (dict, list, tuple, set, frozenset, types.SimpleNamespace)):
+        # Functions reached through a container (`ops["add"](1)`, `box.cb(2)`): look one level in.
+        items = value.values() if isinstance(value, dict) else vars(value).values() if isinstance(value, types.SimpleNamespace) else value
+        for i, item in enumerate(items):
+            if i >= _CONTAINER_SCAN_LIMIT:
+                break
+            if isinstance(item, (types.FunctionType, types.MethodType, functools.partial)):
+                yield from _callables_inside(item, namespace)
         return
     cls = value if isinstance(value, type) else type(value)
     if cls.__module__ != "__main__":

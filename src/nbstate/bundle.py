@@ -396,7 +396,7 @@ def files_read(code: str) -> set[str]:
 def open_bundle_store(root: Path) -> Store:
     """The bundle's store, opened read-only (the bundle itself is never changed)."""
     try:
-        return Store(root, read_only=True)
+        return Store(root, immutable=True)
     except StoreError as exc:
         raise BundleError(f"the bundle at {root} is damaged or incomplete: {exc}") from None
 

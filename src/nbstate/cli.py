@@ -37,7 +37,7 @@ class CommandError(Exception):
 # --- the store and its notebooks ------------------------------------------------------------------
 
 
-def open_store(location: str | None) -> Store:
+def open_store(location: str | None, read_only: bool = False) -> Store:
     """The existing store at ``location`` (default: $NBSTATE_STORE or ./.nbstate)."""
     root = Path(location or default_store_location()).expanduser()
     if not (root / "nbstate.sqlite").is_file():
@@ -53,7 +53,7 @@ def open_store(location: str | None) -> Store:
             "or the NBSTATE_STORE environment variable." + hint
         )
     try:
-        return Store(root)
+        return Store(root, read_only=read_only)
     except StoreError as exc:
         raise CommandError(str(exc)) from None
 
@@ -79,9 +79,9 @@ def pick_notebook(store: Store, asked: str | None) -> str:
     return known[0] if known else DEFAULT_NOTEBOOK
 
 
-def open_session(args: argparse.Namespace) -> porcelain.Session:
+def open_session(args: argparse.Namespace, read_only: bool = False) -> porcelain.Session:
     """The history of the notebook the arguments name, offline (no kernel behind it)."""
-    store = open_store(args.store)
+    store = open_store(args.store, read_only=read_only)
     try:
         return porcelain.Session(store=store, notebook=pick_notebook(store, args.notebook))
     except BaseException:
@@ -92,31 +92,8 @@ def open_session(args: argparse.Namespace) -> porcelain.Session:
 # --- verbs ----------------------------------------------------------------------------------------
 
 
-def run_log(args: argparse.Namespace) -> int:
-    session = open_session(args)
-    try:
-        entries = session.log(args.n, all_branches=args.all)
-        if args.graph:
-            print(porcelain.format_graph(session, entries))
-        else:
-            print(porcelain.format_log(entries, as_json=args.json, decorations=porcelain.decorations(session)))
-    finally:
-        session.store.close()
-    return 0
-
-
-def run_status(args: argparse.Namespace) -> int:
-    session = open_session(args)
-    try:
-        st = session.status()
-        print(json.dumps(porcelain.status_dict(st), indent=1) if args.json else porcelain.format_status(st))
-    finally:
-        session.store.close()
-    return 0
-
-
-def _offline(args: argparse.Namespace, verb: Any) -> int:
-    session = open_session(args)
+def _offline(args: argparse.Namespace, verb: Any, read_only: bool = False) -> int:
+    session = open_session(args, read_only=read_only)
     try:
         print(verb(session))
     except (ValueError, StoreError) as exc:
@@ -126,12 +103,31 @@ def _offline(args: argparse.Namespace, verb: Any) -> int:
     return 0
 
 
+def _log_text(session: porcelain.Session, args: argparse.Namespace) -> str:
+    entries = session.log(args.n, all_branches=args.all)
+    if args.graph:
+        return porcelain.format_graph(session, entries)
+    return porcelain.format_log(entries, as_json=args.json, decorations=porcelain.decorations(session))
+
+
+def run_log(args: argparse.Namespace) -> int:
+    return _offline(args, lambda s: _log_text(s, args), read_only=True)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    def text(s: porcelain.Session) -> str:
+        st = s.status()
+        return json.dumps(porcelain.status_dict(st), indent=1) if args.json else porcelain.format_status(st)
+
+    return _offline(args, text, read_only=True)
+
+
 def run_show(args: argparse.Namespace) -> int:
-    return _offline(args, lambda s: porcelain.show(s, args.ref))
+    return _offline(args, lambda s: porcelain.show(s, args.ref), read_only=True)
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    return _offline(args, lambda s: s.diff(args.a, args.b).format())
+    return _offline(args, lambda s: s.diff(args.a, args.b).format(), read_only=True)
 
 
 def run_branch(args: argparse.Namespace) -> int:
@@ -151,7 +147,7 @@ def run_export(args: argparse.Namespace) -> int:
         except BundleError as exc:
             raise CommandError(str(exc)) from None
 
-    return _offline(args, export)
+    return _offline(args, export, read_only=True)
 
 
 def run_import(args: argparse.Namespace) -> int:

@@ -311,15 +311,15 @@ def format_graph(session: Session, entries: list[LogEntry]) -> str:
     for e in entries:
         if e.commit not in columns:
             columns.append(e.commit)
+        # Lines of descent that meet at this commit join it first, as in `git log --graph`.
+        joining = [i for i, c in enumerate(columns) if c == e.commit][1:]
+        for i in reversed(joining):
+            lines.append("".join("|/" if j == i - 1 else "| " for j in range(len(columns) - 1)))
+            columns.pop(i)
         col = columns.index(e.commit)
-        merged = [i for i, c in enumerate(columns) if c == e.commit and i != col]
         row = "".join("* " if i == col else "| " for i in range(len(columns)))
         label = f" ({deco[e.commit]})" if e.commit in deco else ""
         lines.append(f"{row}{e.short} [{e.execution_count if e.execution_count is not None else ' '}] {(e.message or e.first_line)[:50]}{label}")
-        for i in reversed(merged):
-            columns.pop(i)
-            lines.append("".join("|/" if j == i - 1 else "| " for j in range(len(columns))))
-        col = columns.index(e.commit)
         if e.parent is None:
             columns.pop(col)
         else:

@@ -151,10 +151,13 @@ class PendingCommit:
 class Store:
     """An nbstate store on the local file system."""
 
-    def __init__(self, root: str | os.PathLike[str], read_only: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike[str], read_only: bool = False, immutable: bool = False) -> None:
+        """Open (creating when needed) the store at ``root``. ``read_only`` opens an existing store
+        for reading without taking any lock; ``immutable`` also promises nobody writes it (a
+        bundle), which lets SQLite skip locking altogether."""
         self.root = Path(root).expanduser()
-        if read_only:
-            self._open_read_only()
+        if read_only or immutable:
+            self._open_read_only(immutable)
             return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -182,13 +185,14 @@ class Store:
                     f"understands ({FORMAT_VERSION}); upgrade nbstate (pip install -U nbstate)."
                 )
 
-    def _open_read_only(self) -> None:
+    def _open_read_only(self, immutable: bool) -> None:
         db_path = self.root / "nbstate.sqlite"
         if not db_path.is_file():
             raise StoreError(f"no nbstate store at {self.root} (nbstate.sqlite is missing)")
         self.blobs = BlobFiles(self.root, create=False)
         try:
-            self.db = sqlite3.connect(f"file:{db_path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            uri = f"file:{db_path}?mode=ro" + ("&immutable=1" if immutable else "")
+            self.db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
             row = self.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"the store at {self.root} cannot be read ({exc}): it is damaged") from None

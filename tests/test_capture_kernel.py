@@ -36,3 +36,11 @@ def test_failing_cell_is_committed_and_marked_failed(kernel):
     assert root["kind"] == "baseline"
     assert entry["error"].startswith("ZeroDivisionError")
     assert entry["created"] == ["z"]
+
+
+def test_globals_changed_by_functions_called_through_containers_are_seen(kernel):
+    kernel.ok("total = []\ndef add(v):\n    total.append(v)\nops = {'add': add}\nimport types\nbox = types.SimpleNamespace(cb=add)")
+    kernel.ok("ops['add'](1)")
+    assert log(kernel)[0]["changed"] == ["total"]
+    kernel.ok("box.cb(2)")
+    assert log(kernel)[0]["changed"] == ["total"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -170,9 +171,29 @@ def step_checkout(kernel: DemoKernel) -> None:
     print(kernel.ok("print(summary.to_dict(), next(sample_ids))", silent=True))
 
 
-def step_migration(kernel: DemoKernel) -> None:
-    """Live migration (export this state, import it into a fresh kernel) will be shown here once
-    `%nbstate export` and `%nbstate import` exist; until then this step does nothing."""
+def step_migration(kernel: DemoKernel, directory: Path) -> None:
+    """Export this state to one file and import it into a fresh kernel in another directory:
+    the plan loads what is cheaper to ship and replays what cannot be shipped (the generator)."""
+    heading("Live migration: %nbstate export, then %nbstate import in a fresh kernel elsewhere")
+    bundle = directory / "weather-state.nbstate"
+    print(kernel.ok(f"%nbstate export {bundle}"))
+    before = kernel.ok(PROBE, silent=True)
+    elsewhere = directory / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    for data in directory.glob("*.csv"):
+        shutil.copy(data, elsewhere / data.name)  # what replayed cells read comes along
+    fresh = DemoKernel(elsewhere, elsewhere / "weather.ipynb")
+    try:
+        fresh.ok("%load_ext nbstate")
+        print(fresh.ok(f"%nbstate import {bundle} --plan-only"))
+        print(fresh.ok(f"%nbstate import {bundle}"))
+        after = fresh.ok(PROBE, silent=True)
+        print(f"source kernel:      {before}")
+        print(f"destination kernel: {after}")
+        if after != before:
+            raise RuntimeError("the imported state differs from the exported one")
+    finally:
+        fresh.shutdown()
 
 
 def show_offline(directory: Path) -> None:
@@ -202,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         step_undo(kernel)
         step_branch(kernel)
         step_checkout(kernel)
-        step_migration(kernel)
+        step_migration(kernel, directory)
     finally:
         kernel.shutdown()
     show_offline(directory)

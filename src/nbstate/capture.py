@@ -30,7 +30,7 @@ from .state import LiveCoVariable, Tracker
 from .store import DEFAULT_NOTEBOOK, Commit, PendingCommit, Store
 
 # IPython's own names: never user state, whatever they hold.
-_IPYTHON_NAMES = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh", "_dh", "exit", "quit", "get_ipython"})
+_IPYTHON_NAMES = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh", "_dh", "_exit_code", "exit", "quit", "get_ipython"})
 _OUTPUT_CACHE = re.compile(r"_i?\d+\Z")
 _OWN_MAGIC = re.compile(r"\s*(%nbstate\b|%(re)?load_ext\s+nbstate\b|%unload_ext\s+nbstate\b)")
 

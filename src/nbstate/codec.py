@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import datetime
 import decimal
 import enum
 import fractions
 import gc
 import io
 import marshal
+import pathlib
 import pickle
+import re
 import sys
 import types
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +66,19 @@ _IMMUTABLE_TYPES: frozenset[type] = frozenset(
         type,
     }
 )
+# Immutable by contract, and often cached and handed out by their libraries (``timezone.utc``,
+# ``ZoneInfo`` instances, compiled patterns): reaching the same one never links two variables.
+_IMMUTABLE_BASES: tuple[type, ...] = (
+    type,
+    enum.Enum,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    datetime.tzinfo,
+    re.Pattern,
+    uuid.UUID,
+    pathlib.PurePath,
+)
 
 
 class NotSerializable(Exception):
@@ -84,6 +101,9 @@ class Serialized:
     buffers: list[memoryview] = field(default_factory=list)
     ids: set[int] = field(default_factory=set)
     error: str | None = None
+    # The objects behind ``ids``, by id. Some were made by reducers for the occasion: holding
+    # them keeps their ids from being reused by other objects while the caller compares ids.
+    objects: dict[int, Any] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -104,7 +124,7 @@ def _type_is_shareable(t: type) -> bool:
     if known is not None:
         return known
     verdict = True
-    if t in _IMMUTABLE_TYPES or issubclass(t, (type, enum.Enum)):
+    if t in _IMMUTABLE_TYPES or issubclass(t, _IMMUTABLE_BASES) or _is_function_like(t):
         verdict = False
     else:
         np = sys.modules.get("numpy")
@@ -113,8 +133,33 @@ def _type_is_shareable(t: type) -> bool:
         pd_dtypes = sys.modules.get("pandas.api.extensions")
         if pd_dtypes is not None and issubclass(t, pd_dtypes.ExtensionDtype):
             verdict = False
+        if issubclass(t, _pandas_immutable_types()):
+            verdict = False
     _shareable_by_type[t] = verdict
     return verdict
+
+
+def _is_function_like(t: type) -> bool:
+    """Callables that name code of a library (Cython functions and the like): like built-in
+    functions, they are pickled by reference and reached by every value that uses them."""
+    mro = t.__mro__[:-1]
+    return any("__qualname__" in vars(k) for k in mro) and any("__module__" in vars(k) for k in mro)
+
+
+def _pandas_immutable_types() -> tuple[type, ...]:
+    """Immutable pandas scalars that pandas caches and hands to many objects (offsets, NA)."""
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return ()
+    found = []
+    for get in (lambda: pd.offsets.BaseOffset, lambda: type(pd.NA), lambda: pd.Period, lambda: pd.Interval):
+        try:
+            t = get()
+        except Exception:
+            continue
+        if isinstance(t, type):
+            found.append(t)
+    return tuple(found)
 
 
 def _is_shareable(obj: Any, namespace: Mapping[str, Any]) -> bool:
@@ -141,10 +186,11 @@ def _target_namespace() -> dict[str, Any]:
     return _restore_namespace
 
 
-def _make_function(code_bytes: bytes, name: str, qualname: str, ncells: int) -> types.FunctionType:
+def _make_function(code_bytes: bytes, name: str, qualname: str, ncells: int, module: str | None = None) -> types.FunctionType:
     code = marshal.loads(code_bytes)
     closure = tuple(types.CellType() for _ in range(ncells)) if ncells else None
-    fn = types.FunctionType(code, _target_namespace(), name, None, closure)
+    fn_globals = _target_namespace() if module is None else _rebuild_module(module).__dict__
+    fn = types.FunctionType(code, fn_globals, name, None, closure)
     fn.__qualname__ = qualname
     return fn
 
@@ -180,6 +226,23 @@ def _set_class_state(cls: type, state: dict[str, Any]) -> type:
     return cls
 
 
+def _findable(fn: types.FunctionType) -> bool:
+    found: Any = sys.modules.get(fn.__module__)
+    for part in fn.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is fn
+
+
+def _module_named_by(fn_globals: dict[str, Any]) -> str | None:
+    name = fn_globals.get("__name__")
+    module = sys.modules.get(name) if isinstance(name, str) else None
+    return name if module is not None and module.__dict__ is fn_globals else None
+
+
+def _make_mappingproxy(d: dict[Any, Any]) -> types.MappingProxyType:
+    return types.MappingProxyType(d)
+
+
 def _rebuild_module(name: str) -> types.ModuleType:
     import importlib
 
@@ -197,12 +260,35 @@ _CLASS_SKELETON_KEYS = ("__module__", "__qualname__", "__slots__", "__doc__")
 _CLASS_DROP_KEYS = frozenset({"__dict__", "__weakref__"} | set(_CLASS_SKELETON_KEYS))
 
 
+_singletons: dict[int, tuple[types.ModuleType, Any, str]] | None = None
+
+
+def _library_singletons() -> dict[int, tuple[types.ModuleType, Any, str]]:
+    """Sentinels that libraries compare by identity (``dataclasses.MISSING``, the markers in a
+    dataclass's fields): pickled as references, or a restored dataclass would not know its fields."""
+    global _singletons
+    if _singletons is None:
+        import dataclasses
+
+        _singletons = {
+            id(v): (dataclasses, v, name)
+            for name, v in vars(dataclasses).items()
+            if type(v).__module__ == "dataclasses" and not isinstance(v, type) and not callable(v)
+        }
+    return _singletons
+
+
 class _Pickler(pickle.Pickler):
-    def __init__(self, file: io.BytesIO, namespace: Mapping[str, Any], buffers: list, view_roots: set[int]):
+    def __init__(self, file: io.BytesIO, namespace: Mapping[str, Any], buffers: list, view_roots: dict[int, Any]):
         super().__init__(file, protocol=PROTOCOL, buffer_callback=self._take_buffer)
         self._namespace = namespace
         self._buffers = buffers
         self._view_roots = view_roots
+        self._types_seen: dict[type, bool] = {}
+        # Objects reached that link no variables: what a library class holds as class attributes
+        # (pandas' ``_metadata = []``, reached by every instance) and the insides of immutable
+        # containers that libraries share freely between values (pandas indexes).
+        self.exempt: set[int] = set()
 
     def _take_buffer(self, buf: pickle.PickleBuffer) -> bool:
         try:
@@ -213,10 +299,27 @@ class _Pickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
-        if t is types.FunctionType and obj.__globals__ is self._namespace:
-            return self._reduce_function(obj)
+        immutable = self._types_seen.get(t)
+        if immutable is None:
+            immutable = self._types_seen[t] = self._note_type(t)
+        if immutable:
+            self.exempt.update(id(o) for o in _walk([obj], self._namespace, 10_000))
+        if t is types.FunctionType:
+            if obj.__globals__ is self._namespace:
+                return self._reduce_function(obj)
+            # A library's closure around notebook code (the ``__repr__`` of a dataclass, a
+            # decorator's wrapper) has no name to be found by: stored by value, with its module.
+            if obj.__module__ == "__main__" or not _findable(obj):
+                module = _module_named_by(obj.__globals__)
+                if module is not None:
+                    return self._reduce_function(obj, module)
         if t is types.ModuleType:
             return _rebuild_module, (obj.__name__,)
+        if t is types.MappingProxyType:  # e.g. in the fields of a notebook dataclass
+            return _make_mappingproxy, (dict(obj),)
+        singleton = _library_singletons().get(id(obj))
+        if singleton is not None and singleton[1] is obj:
+            return getattr, (singleton[0], singleton[2])
         if isinstance(obj, type) and obj.__module__ == "__main__":
             return self._reduce_notebook_class(obj)
         np = sys.modules.get("numpy")
@@ -225,10 +328,19 @@ class _Pickler(pickle.Pickler):
             while isinstance(root.base, np.ndarray):
                 root = root.base
             if root is not obj:
-                self._view_roots.add(id(root))
+                self._view_roots[id(root)] = root
         return NotImplemented
 
-    def _reduce_function(self, fn: types.FunctionType) -> tuple:
+    def _note_type(self, t: type) -> bool:
+        """Exempt what library classes hold; True for immutable containers of libraries."""
+        for klass in t.__mro__:
+            if getattr(klass, "__module__", None) != "__main__":
+                self.exempt.update(id(v) for v in vars(klass).values())
+        pd = sys.modules.get("pandas")
+        index = getattr(pd, "Index", None) if pd is not None else None
+        return isinstance(index, type) and issubclass(t, index)
+
+    def _reduce_function(self, fn: types.FunctionType, module: str | None = None) -> tuple:
         cells = tuple(_cell_state(c) for c in fn.__closure__ or ())
         state = {
             "defaults": fn.__defaults__,
@@ -239,7 +351,9 @@ class _Pickler(pickle.Pickler):
             "dict": dict(fn.__dict__),
             "cells": cells,
         }
-        args = (marshal.dumps(fn.__code__), fn.__name__, fn.__qualname__, len(cells))
+        args: tuple = (marshal.dumps(fn.__code__), fn.__name__, fn.__qualname__, len(cells))
+        if module is not None:
+            args += (module,)
         return _make_function, args, state, None, None, _set_function_state
 
     def _reduce_notebook_class(self, cls: type) -> Any:
@@ -269,19 +383,22 @@ def serialize(values: list[Any], namespace: Mapping[str, Any]) -> Serialized:
     """
     out = io.BytesIO()
     buffers: list[memoryview] = []
-    view_roots: set[int] = set()
+    view_roots: dict[int, Any] = {}
     pickler = _Pickler(out, namespace, buffers, view_roots)
     if len(values) == 1 and isinstance(values[0], type):
         pickler._top_level_class = values[0]
     try:
         pickler.dump(tuple(values))
     except Exception as exc:  # any failure of any reducer means: not serializable
-        return Serialized(error=_describe_failure(exc), ids=reachable_ids(values, namespace))
-    memo = pickler.memo.copy()
-    ids = {oid for oid, (_, obj) in memo.items() if _is_shareable(obj, namespace)}
-    ids |= view_roots
-    del memo, pickler
-    return Serialized(stream=out.getvalue(), buffers=buffers, ids=ids)
+        objects = {id(obj): obj for obj in _walk(values, namespace)}
+        return Serialized(error=_describe_failure(exc), ids=set(objects), objects=objects)
+    exempt = pickler.exempt
+    objects = {
+        oid: obj for oid, (_, obj) in pickler.memo.copy().items() if oid not in exempt and _is_shareable(obj, namespace)
+    }
+    objects.update(view_roots)
+    del pickler
+    return Serialized(stream=out.getvalue(), buffers=buffers, ids=set(objects), objects=objects)
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -331,24 +448,53 @@ def restoring_into(namespace: dict[str, Any]) -> Iterator[None]:
 def reachable_ids(values: list[Any], namespace: Mapping[str, Any], limit: int = 1_000_000) -> set[int]:
     """Ids of shareable objects reachable from ``values``, by walking references.
 
-    Used only when pickling failed, so sharing is still known for unserializable variables.
+    Used when pickling failed, so sharing is still known for unserializable variables.
     Stops at modules, classes and library functions, and after ``limit`` objects.
     """
-    seen: set[int] = set()
-    ids: set[int] = set()
+    return {id(obj) for obj in _walk(values, namespace, limit)}
+
+
+def holds(values: list[Any], target: Any, namespace: Mapping[str, Any], limit: int = 200_000) -> bool:
+    """Whether ``target`` is reachable from ``values`` (also True when the walk is cut short)."""
+    walked = 0
+    for obj in _walk(values, namespace, limit):
+        if obj is target:
+            return True
+        walked += 1
+    return walked >= limit
+
+
+def _walk(values: list[Any], namespace: Mapping[str, Any], limit: int = 1_000_000) -> Iterator[Any]:
+    """The shareable objects reachable from ``values`` by references (at most ``limit``)."""
+    seen: set[int] = {id(namespace), id(builtins.__dict__)}  # globals are never part of a value
     stack = list(values)
-    while stack and len(seen) < limit:
+    found = 0
+    np = sys.modules.get("numpy")
+    while stack and found < limit:
         obj = stack.pop()
         oid = id(obj)
         if oid in seen:
             continue
         seen.add(oid)
+        t = type(obj)
+        if t is tuple or t is frozenset:  # immutable, but what they hold may be shared
+            stack.extend(obj)
+            continue
         if not _is_shareable(obj, namespace):
             continue
-        ids.add(oid)
-        if type(obj) is types.FunctionType:
+        found += 1
+        yield obj
+        if t is types.FunctionType:
             stack.extend(c.cell_contents for c in obj.__closure__ or () if _cell_state(c)[0])
             stack.extend(obj.__defaults__ or ())
-            continue
-        stack.extend(gc.get_referents(obj))
-    return ids
+            stack.extend((obj.__kwdefaults__ or {}).values())
+        elif np is not None and isinstance(obj, np.ndarray):  # arrays do not report references
+            if obj.base is not None:
+                stack.append(obj.base)
+            if obj.dtype.hasobject and obj.dtype.fields is None:
+                stack.extend(obj.ravel(order="K")[: limit - found].tolist())
+        else:
+            refs = gc.get_referents(obj)
+            if t is not types.FrameType and any(r is namespace for r in refs):
+                continue  # what runs the notebook (the shell that holds the namespace), not a value
+            stack.extend(refs)

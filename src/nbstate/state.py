@@ -112,9 +112,15 @@ class Tracker:
                 other = self._by_id.get(oid)
                 if other is None:
                     continue
-                for m in other.names:
-                    if m in user_names and m not in single and m not in pending:
-                        pending.append(m)
+                members = [m for m in other.names if m in user_names and m not in single and m not in pending]
+                if not members:
+                    continue
+                # The id may be a reused one (the object it stood for is gone): check that the
+                # object is really reachable from the other co-variable before examining it.
+                target = ser.objects.get(oid)
+                if target is not None and not codec.holds([ns[m] for m in other.names if m in user_names], target, ns):
+                    continue
+                pending.extend(members)
         groups = _group_by_shared_ids(single)
         old_covars = {id(c): c for n in list(single) + deleted if (c := self.by_name.get(n)) is not None}
         result = Checkpoint(kept={}, new=[], blobs=[], deleted=deleted, examined=sorted(single))

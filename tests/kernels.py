@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import queue
@@ -81,6 +82,33 @@ class Kernel:
         r = self.run(code, silent=True)
         assert r.error is None, f"{expr}: {r.error}"
         return json.loads(r.stdout.strip().splitlines()[-1])
+
+    def expr(self, expression: str) -> Any:
+        """The value of ``expression`` (a Python literal, read back from its repr), evaluated as a
+        user_expression: no cell runs, no AST transformer sees it, nbstate records nothing."""
+        msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"r": expression})
+        reply = self.kc.get_shell_msg(timeout=60)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=60)
+        r = reply["content"]["user_expressions"]["r"]
+        assert r["status"] == "ok", f"{expression}: {r.get('ename')}: {r.get('evalue')}"
+        return ast.literal_eval(r["data"]["text/plain"])
+
+    def inside(self, code: str) -> Any:
+        """Run ``code`` in a private namespace of the kernel, invisibly to nbstate, and return the
+        JSON value of its variable ``result``. The code sees ``rec`` (nbstate's live Recorder,
+        None when not loaded), ``ns`` (the user namespace) and ``shell``."""
+        expression = (
+            "(lambda shell: __import__('json').dumps((lambda g: (exec("
+            + repr(code)
+            + ", g), g.get('result'))[1])({'shell': shell, 'ns': shell.user_ns, "
+            "'rec': __import__('nbstate').recorder_of(shell)})))(get_ipython())"
+        )
+        return json.loads(self.expr(expression))
+
+    def log(self) -> list[dict[str, Any]]:
+        """``%nbstate log --json``: the commits, newest first (the magic itself commits nothing)."""
+        return json.loads(self.ok("%nbstate log --json").stdout)
 
     def shutdown(self) -> None:
         try:

@@ -130,35 +130,37 @@ def _code_names(code: types.CodeType, out: set[str]) -> None:
             _code_names(const, out)
 
 
-def _callables_inside(value: Any, namespace: Mapping[str, Any]) -> Iterable[types.FunctionType]:
+def _callables_inside(value: Any, namespace: Mapping[str, Any], seen: set[int] | None = None) -> Iterable[types.FunctionType]:
     """Notebook-defined functions whose code may run when ``value`` is used."""
+    if seen is None:
+        seen = set()
+    if id(value) in seen:  # closures that hold themselves, objects that point at each other
+        return
+    seen.add(id(value))
     if isinstance(value, types.MethodType):
         value = value.__func__
     if isinstance(value, functools.partial):
-        yield from _callables_inside(value.func, namespace)
+        yield from _callables_inside(value.func, namespace, seen)
         return
     if isinstance(value, types.FunctionType):
         if value.__globals__ is namespace:
             yield value
         wrapped = getattr(value, "__wrapped__", None)
         if wrapped is not None and wrapped is not value:
-            yield from _callables_inside(wrapped, namespace)
+            yield from _callables_inside(wrapped, namespace, seen)
         for cell in value.__closure__ or ():
             try:
                 inner = cell.cell_contents
             except ValueError:
                 continue
             if isinstance(inner, (types.FunctionType, types.MethodType, functools.partial)):
-                yield from _callables_inside(inner, namespace)
+                yield from _callables_inside(inner, namespace, seen)
         return
     if isinstance(value, (dict, list, tuple, set, frozenset, types.SimpleNamespace)):
-        # Functions reached through a container (`ops["add"](1)`, `box.cb(2)`): look one level in.
+        # Functions reached through a container (`ops["add"](1)`, `box.cb(2)`, `boxes[0].put()`):
+        # look one level in.
         items = value.values() if isinstance(value, dict) else vars(value).values() if isinstance(value, types.SimpleNamespace) else value
-        for i, item in enumerate(items):
-            if i >= _CONTAINER_SCAN_LIMIT:
-                break
-            if isinstance(item, (types.FunctionType, types.MethodType, functools.partial)):
-                yield from _callables_inside(item, namespace)
+        yield from _callables_among(items, namespace, seen)
         return
     cls = value if isinstance(value, type) else type(value)
     if cls.__module__ != "__main__":
@@ -176,6 +178,22 @@ def _callables_inside(value: Any, namespace: Mapping[str, Any]) -> Iterable[type
             for c in candidates:
                 if isinstance(c, types.FunctionType) and c.__globals__ is namespace:
                     yield c
+    if not isinstance(value, type):
+        # What an instance holds: `self.callback()`, `self.child.method()`.
+        yield from _callables_among(getattr(value, "__dict__", {}).values(), namespace, seen)
+
+
+def _callables_among(items: Iterable[Any], namespace: Mapping[str, Any], seen: set[int]) -> Iterable[types.FunctionType]:
+    for i, item in enumerate(items):
+        if i >= _CONTAINER_SCAN_LIMIT:
+            break
+        if isinstance(item, (types.FunctionType, types.MethodType, functools.partial)) or _defined_in_notebook(item):
+            yield from _callables_inside(item, namespace, seen)
+
+
+def _defined_in_notebook(value: Any) -> bool:
+    cls = value if isinstance(value, type) else type(value)
+    return getattr(cls, "__module__", None) == "__main__"
 
 
 def globals_reached(names: Iterable[str], namespace: Mapping[str, Any]) -> tuple[set[str], bool]:

@@ -1,16 +1,23 @@
-"""Content-addressed blobs: chunking, hashing, compression, and the files that hold them.
+"""Content-addressed blobs: chunking, hashing, compression, and the pack files that hold them.
 
-A blob is immutable bytes named by the xxh3-128 hash of its uncompressed content. Large
-buffers are cut into fixed-size chunks, each its own blob, so that a small edit of a large
-array stores one chunk, not the array. Every read verifies the hash. This module never imports
-IPython and never touches the SQLite metadata.
+A blob is immutable bytes named by the xxh3-128 hash of its uncompressed content. A serialized
+value is cut into chunks, each its own blob, so that an edit stores the chunks it touched, not
+the value: out-of-band buffers (numpy, pandas) in fixed 1 MiB chunks that restart at every row
+of a multi-row block (a DataFrame gaining rows keeps its old chunks), the pickle stream in
+content-defined chunks (FastCDC), whose boundaries follow the bytes, so an insertion shifts
+nothing after it. Blobs are appended to pack files (``objects/packs/pack-*.pack``); where each
+one lies is kept in the store's SQLite index, which this module reaches only through the lookup
+function the store hands it. Every read verifies the hash. Never imports IPython.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +25,31 @@ import xxhash
 import zstandard
 
 CHUNK_SIZE = 1 << 20
-_HEADER_RAW = b"NBr1"
+# An out-of-band buffer whose outer rows are at least this long is chunked row by row.
+SEGMENT_MIN = 256 << 10
+# Content-defined chunking of pickle streams: FastCDC's minimum, average and maximum sizes.
+CDC_MIN = 16 << 10
+CDC_AVG = 64 << 10
+CDC_MAX = 256 << 10
+
+_HEADER_RAW = b"NBr1"  # loose blob files of format version 1
 _HEADER_ZSTD = b"NBz1"
+PACK_MAGIC = b"NBpack2\n"
+PACK_LIMIT = 1 << 30  # a new pack is started once the current one is this large
+_ALIGN = 4096  # raw payloads of at least _ALIGN_MIN bytes start on a page, so they can be mapped
+_ALIGN_MIN = 64 << 10
+MMAP_MIN = 64 << 20  # buffers at least this large may be restored as a copy-on-write mapping
 _SAMPLE = 64 << 10
 _ZSTD_LEVEL = 1
 # Compress a chunk only when a sample of it shrinks to at most this share of its size.
 _WORTH_IT = 0.9
+
+try:  # FastCDC in C (Cython); without it, streams are cut like buffers (fixed size)
+    from pyfastcdc.cy import FastCDC as _FastCDC
+
+    _CDC = _FastCDC(CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX, normalized_chunking=1)
+except Exception:  # pragma: no cover - depends on the platform's wheels
+    _CDC = None
 
 
 class BlobError(Exception):
@@ -40,12 +66,63 @@ class Chunk:
     data: memoryview
 
 
-def split(buf: bytes | memoryview) -> Iterator[Chunk]:
-    """Cut ``buf`` into CHUNK_SIZE pieces and name each by its hash (no copies are made)."""
-    view = memoryview(buf).cast("B") if not isinstance(buf, memoryview) or buf.format != "B" or buf.ndim != 1 else buf
-    for start in range(0, max(len(view), 1), CHUNK_SIZE):
-        piece = view[start : start + CHUNK_SIZE]
+def _bytes_view(buf: bytes | memoryview) -> memoryview:
+    view = memoryview(buf)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
+def split(buf: bytes | memoryview, segment: int = 0) -> Iterator[Chunk]:
+    """Cut ``buf`` into CHUNK_SIZE pieces (restarting at every ``segment`` bytes when given) and
+    name each by its hash; no copies are made. An empty buffer is one empty chunk."""
+    view = _bytes_view(buf)
+    n = len(view)
+    if n == 0:
+        yield Chunk(digest(view), view)
+        return
+    step = segment if segment > 0 else n
+    for base in range(0, n, step):
+        end = min(base + step, n)
+        for start in range(base, end, CHUNK_SIZE):
+            piece = view[start : min(start + CHUNK_SIZE, end)]
+            yield Chunk(digest(piece), piece)
+
+
+def split_stream(buf: bytes | memoryview) -> Iterator[Chunk]:
+    """Cut a pickle stream at content-defined boundaries (FastCDC; fixed size without it)."""
+    view = _bytes_view(buf)
+    if _CDC is None or len(view) <= CDC_MIN:
+        yield from split(view)
+        return
+    for c in _CDC.cut_buf(view):
+        piece = view[c.offset : c.offset + c.length]
         yield Chunk(digest(piece), piece)
+
+
+def stream_cut() -> str:
+    """How this installation cuts pickle streams (recorded in each manifest)."""
+    return f"cdc-{CDC_MIN >> 10}-{CDC_AVG >> 10}-{CDC_MAX >> 10}" if _CDC is not None else "fixed"
+
+
+def buffer_segment(buf: memoryview) -> int:
+    """Bytes per outer row of an out-of-band buffer (0: chunk it as one run).
+
+    Pickle hands numpy's buffers over as flat bytes whose exporter is the array (in C order:
+    numpy passes the transpose of a Fortran-ordered one). The rows of a 2-D pandas block are
+    its columns; chunking each on its own keeps their chunks when the frame gains rows.
+    """
+    try:
+        shaped = memoryview(buf.obj) if buf.obj is not None else None
+    except TypeError:
+        return 0
+    if shaped is None or shaped.ndim < 2 or shaped.nbytes != buf.nbytes or not shaped.c_contiguous:
+        return 0
+    rows = shaped.shape[0]
+    if rows < 2:
+        return 0
+    row = shaped.nbytes // rows
+    return row if row >= SEGMENT_MIN else 0
 
 
 def fingerprint(parts: Iterable[tuple[int, list[str]]]) -> str:
@@ -61,92 +138,528 @@ def fingerprint(parts: Iterable[tuple[int, list[str]]]) -> str:
 
 @dataclass
 class Written:
-    """One blob this process wrote: what the metadata needs to know of it."""
+    """One blob this process wrote: what the index needs to know of it."""
 
     hash: str
     size: int
     stored_size: int
     codec: str
+    pack: str | None = None
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a blob's stored bytes lie: ``stored`` bytes at ``offset`` of pack ``pack``, or a
+    loose file of format version 1 when ``pack`` is None."""
+
+    hash: str
+    size: int
+    stored: int
+    codec: str
+    pack: str | None
+    offset: int
+
+
+# The store's index: the locations of those of ``hashes`` it knows.
+Lookup = Callable[[Sequence[str]], dict[str, Location]]
+
+
+def _no_index(hashes: Sequence[str]) -> dict[str, Location]:
+    return {}
 
 
 class BlobFiles:
-    """Blobs as files ``objects/ab/cdef...`` under a store directory, written atomically."""
+    """Blobs in pack files under ``<store>/objects/packs/``, found through the store's index.
 
-    def __init__(self, root: Path, create: bool = True) -> None:
+    Each writing process appends to a pack of its own; a blob's bytes are flushed (and
+    ``fdatasync``ed) by ``sync`` before the transaction that names them commits, so the index
+    never points past what is on disk. A torn tail (a crash mid-append) is named by no index row
+    and is ignored. Loose files ``objects/ab/cdef...`` of format version 1 are still read.
+    """
+
+    def __init__(self, root: Path, create: bool = True, lookup: Lookup | None = None, fsync: bool = True) -> None:
         self.root = root / "objects"
+        self.packs = self.root / "packs"
         if create:
-            self.root.mkdir(parents=True, exist_ok=True)
-        self._seen: set[str] = set()
+            self.packs.mkdir(parents=True, exist_ok=True)
+        self.lookup: Lookup = lookup or _no_index
+        self.fsync = fsync
+        self._seen: set[str] = set()  # named by the index (committed)
+        self._uncommitted: dict[str, Written] = {}  # appended by this process, not yet indexed
         self._compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
         self._decompressor = zstandard.ZstdDecompressor()
+        self._pack: str | None = None
+        self._pack_file = None
+        self._dirty = False
+        self._readers: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.damaged: list[str] = []  # found by background verification of mapped buffers
+        self._verifiers: list[threading.Thread] = []
+
+    # --- names and places ---------------------------------------------------------------------
 
     def path(self, h: str) -> Path:
+        """The loose file of blob ``h`` (format version 1)."""
         return self.root / h[:2] / h[2:]
 
+    def pack_path(self, pack: str) -> Path:
+        return self.packs / pack
+
+    def forget(self) -> None:
+        """Drop what this process remembers of the index and its packs (gc rewrote them)."""
+        self._seen.clear()
+        self._uncommitted.clear()
+        self.close_readers()
+        self._close_pack()
+
+    def locate(self, hashes: Sequence[str]) -> dict[str, Location]:
+        """The locations of ``hashes`` that this process wrote, the index names, or loose files
+        hold; missing ones are absent from the answer."""
+        out: dict[str, Location] = {}
+        rest = []
+        for h in hashes:
+            w = self._uncommitted.get(h)
+            if w is not None:
+                out[h] = Location(h, w.size, w.stored_size, w.codec, w.pack, w.offset or 0)
+            else:
+                rest.append(h)
+        if rest:
+            found = self.lookup(rest)
+            out.update(found)
+            for h in rest:
+                if h not in found:
+                    loose = self._loose_location(h)
+                    if loose is not None:
+                        out[h] = loose
+        return out
+
+    def _loose_location(self, h: str) -> Location | None:
+        p = self.path(h)
+        try:
+            with open(p, "rb") as f:
+                header = f.read(4)
+                stored = os.fstat(f.fileno()).st_size
+        except OSError:
+            return None
+        codec = "zstd" if header == _HEADER_ZSTD else "raw" if header == _HEADER_RAW else "?"
+        return Location(h, -1, stored, codec, None, 4)
+
     def has(self, h: str) -> bool:
-        if h in self._seen:
+        if h in self._seen or h in self._uncommitted:
             return True
-        if self.path(h).exists():
+        if self.locate([h]):
             self._seen.add(h)
             return True
         return False
 
-    def put(self, chunk: Chunk) -> Written | None:
-        """Store a chunk unless it is already there; returns what was written, or None."""
-        if self.has(chunk.hash):
-            return None
-        payload, header = self._encode(chunk.data)
-        target = self.path(chunk.hash)
-        target.parent.mkdir(exist_ok=True)
-        tmp = target.parent / f".tmp-{secrets.token_hex(6)}"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(header)
-                f.write(payload)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self._seen.add(chunk.hash)
-        return Written(chunk.hash, len(chunk.data), len(header) + len(payload), "zstd" if header == _HEADER_ZSTD else "raw")
+    # --- writing ------------------------------------------------------------------------------
 
-    def _encode(self, data: memoryview) -> tuple[bytes | memoryview, bytes]:
+    def put(self, chunk: Chunk) -> Written | None:
+        """Store a chunk unless it is already there; returns what the index must record, or
+        None when the index has it already."""
+        return self.put_many([chunk])[0]
+
+    def put_many(self, chunks: Sequence[Chunk]) -> list[Written | None]:
+        """``put`` for several chunks (one index query for all); appended in order, so the
+        chunks of one buffer lie side by side in one pack."""
+        unknown = [c.hash for c in chunks if c.hash not in self._seen and c.hash not in self._uncommitted]
+        if unknown:
+            known = self.lookup(list(dict.fromkeys(unknown)))
+            self._seen.update(known)
+        out: list[Written | None] = []
+        rolled = False
+        for c in chunks:
+            if c.hash in self._seen:
+                out.append(None)
+                continue
+            w = self._uncommitted.get(c.hash)
+            if w is None:
+                if not rolled:
+                    self._ensure_pack()
+                    rolled = True
+                w = self._append(c.hash, c.data)
+            out.append(w)
+        return out
+
+    def _ensure_pack(self) -> None:
+        if self._pack_file is not None and self._pack_file.tell() < PACK_LIMIT:
+            return
+        self.sync()
+        self._close_pack()
+        self.packs.mkdir(parents=True, exist_ok=True)
+        name = f"pack-{secrets.token_hex(8)}.pack"
+        f = open(self.packs / name, "xb")  # noqa: SIM115 - kept open for appending
+        f.write(PACK_MAGIC)
+        self._pack, self._pack_file = name, f
+
+    def _append(self, h: str, data: memoryview) -> Written:
+        payload, codec = self._encode(data)
+        f = self._pack_file
+        assert f is not None and self._pack is not None
+        offset = f.tell()
+        if codec == "raw" and len(payload) >= _ALIGN_MIN and offset % _ALIGN:
+            f.write(b"\0" * (_ALIGN - offset % _ALIGN))
+            offset = f.tell()
+        try:
+            f.write(payload)
+        except BaseException:
+            # A partial append is a torn tail nobody names: start the next one in a new pack.
+            self._pack_file = self._pack = None
+            try:
+                f.close()
+            except OSError:
+                pass
+            raise
+        self._dirty = True
+        w = Written(h, len(data), len(payload), codec, self._pack, offset)
+        self._uncommitted[h] = w
+        return w
+
+    def _encode(self, data: memoryview) -> tuple[bytes | memoryview, str]:
         n = len(data)
         if n >= 256:
             sample = data[: min(n, _SAMPLE)]
             if len(self._compressor.compress(sample)) <= _WORTH_IT * len(sample):
-                return self._compressor.compress(data), _HEADER_ZSTD
-        return data, _HEADER_RAW
+                return self._compressor.compress(data), "zstd"
+        return data, "raw"
+
+    def sync(self) -> None:
+        """Make every appended byte durable (flush, then fdatasync unless disabled): called
+        before the transaction that names the new blobs."""
+        f = self._pack_file
+        if f is None or not self._dirty:
+            return
+        f.flush()
+        if self.fsync:
+            (getattr(os, "fdatasync", None) or os.fsync)(f.fileno())
+        self._dirty = False
+
+    def committed(self, written: Iterable[Written]) -> None:
+        """The index now names these blobs."""
+        for w in written:
+            if self._uncommitted.pop(w.hash, None) is not None:
+                self._seen.add(w.hash)
+
+    def _close_pack(self) -> None:
+        """Stop appending to the current pack (what was appended stays readable)."""
+        f, self._pack_file, self._pack = self._pack_file, None, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+        self._dirty = False
+
+    def close_readers(self) -> None:
+        readers, self._readers = self._readers, {}
+        for fd in readers.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sync()
+        self._close_pack()
+        self.close_readers()
+
+    def copy_from(self, src: BlobFiles, hashes: Iterable[str]) -> list[Written]:
+        """Copy blobs from another store's files as they are stored (verified, not re-encoded)."""
+        wanted = [h for h in dict.fromkeys(hashes) if not self.has(h)]
+        if not wanted:
+            return []
+        where = src.locate(wanted)
+        out = []
+        self._ensure_pack()
+        for h in wanted:
+            loc = where.get(h)
+            if loc is None:
+                raise BlobError(f"blob {h} is missing from {src.root}")
+            if loc.pack is None:  # a loose file of version 1: re-encode its content
+                w = self.put_many([Chunk(h, memoryview(src.get(h)))])[0]
+                if w is not None:
+                    out.append(w)
+                continue
+            payload = src.read_stored(loc)
+            src.check(loc, payload)
+            out.append(self._append_stored(loc, payload))
+        return out
+
+    def _append_stored(self, loc: Location, payload: bytes | memoryview) -> Written:
+        self._ensure_pack()
+        f = self._pack_file
+        assert f is not None and self._pack is not None
+        offset = f.tell()
+        if loc.codec == "raw" and len(payload) >= _ALIGN_MIN and offset % _ALIGN:
+            f.write(b"\0" * (_ALIGN - offset % _ALIGN))
+            offset = f.tell()
+        f.write(payload)
+        self._dirty = True
+        w = Written(loc.hash, loc.size, len(payload), loc.codec, self._pack, offset)
+        self._uncommitted[loc.hash] = w
+        return w
+
+    def rewrite(self, locations: Iterable[Location]) -> list[Written]:
+        """Copy blobs into a fresh pack (for compaction); synced when this returns."""
+        self._close_pack()
+        out = []
+        for loc in locations:
+            payload = self.read_stored(loc)
+            self.check(loc, payload)
+            out.append(self._append_stored(loc, payload))
+        self.sync()
+        self._close_pack()
+        return out
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _fd(self, pack: str) -> int:
+        fd = self._readers.get(pack)
+        if fd is None:
+            if self._pack == pack and self._dirty and self._pack_file is not None:
+                self._pack_file.flush()
+            try:
+                fd = os.open(self.pack_path(pack), os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            except FileNotFoundError:
+                raise BlobError(f"pack {pack} is missing from {self.packs}") from None
+            self._readers[pack] = fd
+        elif self._pack == pack and self._dirty and self._pack_file is not None:
+            self._pack_file.flush()
+        return fd
+
+    def _pread_into(self, fd: int, view: memoryview, offset: int) -> int:
+        done = 0
+        while done < len(view):
+            if hasattr(os, "preadv"):
+                n = os.preadv(fd, [view[done:]], offset + done)
+            else:  # pragma: no cover - Windows
+                data = os.pread(fd, len(view) - done, offset + done) if hasattr(os, "pread") else b""
+                n = len(data)
+                view[done : done + n] = data
+            if n <= 0:
+                break
+            done += n
+        return done
+
+    def read_stored(self, loc: Location) -> bytes:
+        """The stored bytes of a blob (compressed when its codec says so), unverified."""
+        if loc.pack is None:
+            try:
+                return self.path(loc.hash).read_bytes()[4:]
+            except FileNotFoundError:
+                raise BlobError(f"blob {loc.hash} is missing from {self.root}") from None
+        buf = bytearray(loc.stored)
+        got = self._pread_into(self._fd(loc.pack), memoryview(buf), loc.offset)
+        if got != loc.stored:
+            raise BlobError(f"blob {loc.hash} is damaged: its pack {loc.pack} ends {loc.stored - got} bytes early")
+        return bytes(buf)
+
+    def _decode(self, loc: Location, payload: bytes | memoryview) -> bytes:
+        if loc.codec == "zstd":
+            try:
+                return self._decompressor.decompress(payload)
+            except zstandard.ZstdError as exc:
+                raise BlobError(f"blob {loc.hash} is damaged: {exc}") from None
+        if loc.codec == "raw":
+            return bytes(payload)
+        raise BlobError(f"blob {loc.hash} is damaged: unknown codec {loc.codec!r}")
+
+    def check(self, loc: Location, payload: bytes | memoryview) -> None:
+        """Raise BlobError unless ``payload`` decodes to content named ``loc.hash``."""
+        data = self._decode(loc, payload)
+        if (loc.size >= 0 and len(data) != loc.size) or digest(data) != loc.hash:
+            raise BlobError(f"blob {loc.hash} is damaged: its content does not match its hash")
 
     def get(self, h: str) -> bytes:
         """The verified content of blob ``h``; raises BlobError when missing or damaged."""
-        try:
-            raw = self.path(h).read_bytes()
-        except FileNotFoundError:
-            raise BlobError(f"blob {h} is missing from {self.root}") from None
-        header, payload = raw[:4], memoryview(raw)[4:]
-        if header == _HEADER_ZSTD:
+        loc = self.locate([h]).get(h)
+        if loc is None:
+            raise BlobError(f"blob {h} is missing from {self.root}")
+        return self._get(loc)
+
+    def _get(self, loc: Location) -> bytes:
+        h = loc.hash
+        if loc.pack is None:
             try:
-                data = self._decompressor.decompress(payload)
-            except zstandard.ZstdError as exc:
-                raise BlobError(f"blob {h} is damaged: {exc}") from None
-        elif header == _HEADER_RAW:
-            data = bytes(payload)
+                raw = self.path(h).read_bytes()
+            except FileNotFoundError:
+                raise BlobError(f"blob {h} is missing from {self.root}") from None
+            header, payload = raw[:4], memoryview(raw)[4:]
+            codec = {_HEADER_ZSTD: "zstd", _HEADER_RAW: "raw"}.get(header)
+            if codec is None:
+                raise BlobError(f"blob {h} is damaged: unknown header {header!r}")
+            data = self._decode(Location(h, -1, len(payload), codec, None, 4), payload)
         else:
-            raise BlobError(f"blob {h} is damaged: unknown header {header!r}")
-        if digest(data) != h:
+            data = self._decode(loc, self.read_stored(loc))
+        if (loc.size >= 0 and len(data) != loc.size) or digest(data) != h:
             raise BlobError(f"blob {h} is damaged: its content does not match its hash")
         return data
 
-    def read_into(self, hashes: list[str], length: int) -> bytearray:
-        """Assemble a buffer of ``length`` bytes from its chunks, verifying each."""
-        out = bytearray(length)
-        view = memoryview(out)
-        pos = 0
+    def read_into(self, hashes: list[str], length: int, allow_map: bool = False) -> bytearray | mmap.mmap:
+        """A buffer of ``length`` bytes assembled from its chunks, each verified.
+
+        Raw chunks are read straight into the buffer and compressed ones decompressed into it.
+        With ``allow_map``, a large buffer whose raw chunks lie in order in one pack comes back
+        as a private copy-on-write mapping of that pack (writable; the pack never changes), its
+        other chunks written into it; the mapped chunks are verified in the background and any
+        damage is listed in ``damaged``.
+        """
+        where = self.locate(list(dict.fromkeys(hashes)))
         for h in hashes:
-            data = self.get(h)
-            view[pos : pos + len(data)] = data
-            pos += len(data)
+            if h not in where:
+                raise BlobError(f"blob {h} is missing from {self.root}")
+        if allow_map and length >= MMAP_MIN and os.environ.get("NBSTATE_MMAP", "1") != "0":
+            mapped = self._map(hashes, length, where)
+            if mapped is not None:
+                return mapped
+        out = bytearray(length)
+        self._fill(memoryview(out), hashes, where, length)
+        return out
+
+    def _fill(self, view: memoryview, hashes: list[str], where: dict[str, Location], length: int, skip: set[int] | None = None) -> None:
+        pos = 0
+        for i, h in enumerate(hashes):
+            loc = where[h]
+            size = loc.size
+            if size < 0 or loc.pack is None:  # loose file of version 1
+                data = self._get(loc)
+                size = len(data)
+                if pos + size > length:
+                    raise BlobError(f"chunks {hashes[:1]}... add up to more than {length} bytes")
+                if skip is None or i not in skip:
+                    view[pos : pos + size] = data
+                pos += size
+                continue
+            if pos + size > length:
+                raise BlobError(f"chunks {hashes[:1]}... add up to more than {length} bytes")
+            if skip is not None and i in skip:
+                pos += size
+                continue
+            dest = view[pos : pos + size]
+            if loc.codec == "raw":
+                got = self._pread_into(self._fd(loc.pack), dest, loc.offset)
+                if got != size:
+                    raise BlobError(f"blob {h} is damaged: its pack {loc.pack} ends {size - got} bytes early")
+            else:
+                payload = self.read_stored(loc)
+                self._decompress_into(loc, payload, dest)
+            if digest(dest) != h:
+                raise BlobError(f"blob {h} is damaged: its content does not match its hash")
+            pos += size
         if pos != length:
             raise BlobError(f"chunks {hashes[:1]}... add up to {pos} bytes, expected {length}")
+
+    def _decompress_into(self, loc: Location, payload: bytes, dest: memoryview) -> None:
+        if loc.codec != "zstd":
+            raise BlobError(f"blob {loc.hash} is damaged: unknown codec {loc.codec!r}")
+        try:
+            reader = self._decompressor.stream_reader(payload, read_across_frames=False)
+            done = 0
+            while done < len(dest):
+                n = reader.readinto(dest[done:])
+                if not n:
+                    break
+                done += n
+            extra = reader.read(1)
+        except zstandard.ZstdError as exc:
+            raise BlobError(f"blob {loc.hash} is damaged: {exc}") from None
+        if done != len(dest) or extra:
+            raise BlobError(f"blob {loc.hash} is damaged: it does not decompress to {len(dest)} bytes")
+
+    def _map(self, hashes: list[str], length: int, where: dict[str, Location]) -> mmap.mmap | None:
+        """A copy-on-write mapping of the pack run that holds most of the buffer, or None."""
+        votes: dict[tuple[str, int], int] = {}
+        pos = 0
+        positions = []
+        for h in hashes:
+            loc = where[h]
+            if loc.size < 0:
+                return None
+            positions.append(pos)
+            if loc.pack is not None and loc.codec == "raw":
+                key = (loc.pack, loc.offset - pos)
+                votes[key] = votes.get(key, 0) + loc.size
+            pos += loc.size
+        if pos != length or not votes:
+            return None
+        (pack, base), mapped_bytes = max(votes.items(), key=lambda kv: kv[1])
+        if mapped_bytes < length // 2 or base < 0 or base % mmap.ALLOCATIONGRANULARITY:
+            return None
+        try:
+            fd = self._fd(pack)
+            if os.fstat(fd).st_size < base + length:
+                return None
+            mm = mmap.mmap(fd, length, access=mmap.ACCESS_COPY, offset=base)
+        except (OSError, ValueError, BlobError):
+            return None
+        in_place = {
+            i for i, h in enumerate(hashes)
+            if where[h].pack == pack and where[h].codec == "raw" and where[h].offset == base + positions[i]
+        }
+        try:
+            self._fill(memoryview(mm), hashes, where, length, skip=in_place)
+        except BaseException:
+            mm.close()
+            raise
+        todo = [where[hashes[i]] for i in sorted(in_place)]
+        t = threading.Thread(target=self._verify_in_background, args=(todo,), name="nbstate-verify", daemon=True)
+        self._verifiers = [v for v in self._verifiers if v.is_alive()] + [t]
+        t.start()
+        return mm
+
+    def _verify_in_background(self, locations: list[Location]) -> None:
+        fd = None
+        try:
+            fd = os.open(self.pack_path(locations[0].pack or ""), os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            scratch = bytearray(max(loc.stored for loc in locations))
+            view = memoryview(scratch)
+            for loc in locations:
+                got = self._pread_into(fd, view[: loc.stored], loc.offset)
+                if got != loc.stored or digest(view[: loc.stored]) != loc.hash:
+                    with self._lock:
+                        self.damaged.append(loc.hash)
+        except Exception:
+            with self._lock:
+                self.damaged.extend(loc.hash for loc in locations)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        if self.damaged:
+            print(
+                f"nbstate: {len(self.damaged)} chunk(s) of a value restored by memory mapping are damaged "
+                "in the store; check it out again with NBSTATE_MMAP=0 (the value is rebuilt by replay) "
+                "and run `nbstate fsck`.",
+                file=sys.stderr,
+            )
+
+    def wait_verified(self, timeout: float | None = None) -> list[str]:
+        """Wait for background verifications; the hashes found damaged so far."""
+        for t in list(self._verifiers):
+            t.join(timeout)
+        with self._lock:
+            return list(self.damaged)
+
+
+def pack_names(blobs: BlobFiles) -> list[str]:
+    """The pack files present, by name."""
+    try:
+        return sorted(p.name for p in blobs.packs.iterdir() if p.name.startswith("pack-") and p.name.endswith(".pack"))
+    except FileNotFoundError:
+        return []
+
+
+def loose_hashes(blobs: BlobFiles) -> list[str]:
+    """Hashes of the loose blob files (format version 1) present."""
+    out = []
+    try:
+        dirs = list(blobs.root.iterdir())
+    except FileNotFoundError:
         return out
+    for d in dirs:
+        if len(d.name) != 2 or not d.is_dir():
+            continue
+        for f in d.iterdir():
+            if not f.name.startswith(".tmp-") and len(f.name) == 30:
+                out.append(d.name + f.name)
+    return sorted(out)

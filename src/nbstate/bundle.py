@@ -139,7 +139,7 @@ def copy_history(
     all_vids = sorted({vid for c in commits for vid in c.state.values()})
     versions = src.versions(all_vids)
     blobs_to_copy: set[str] = set()
-    with dst.transaction() as db:
+    with dst.writing(), dst.transaction() as db:
         db.execute("INSERT OR IGNORE INTO notebooks VALUES (?, NULL, ?)", (notebook, time.time()))
         db.execute("INSERT OR IGNORE INTO heads VALUES (?, 'main', NULL)", (notebook,))
         for c in commits:
@@ -186,23 +186,16 @@ def copy_history(
                 (c.id, notebook, parent, run_id, json.dumps(state), c.message, c.kind, c.created, c.code, c.bytes_added, seq),
             )
             have.add(c.id)
-        for h in sorted(blobs_to_copy):
-            row = src.db.execute("SELECT size, stored_size, codec FROM blobs WHERE hash=?", (h,)).fetchone()
-            if row is None or dst.blobs.has(h):
-                continue
-            _link_or_copy(src.blobs.path(h), dst.blobs.path(h))
-            db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", (h, *row))
+        # Blobs the source lacks (versions whose bytes were not shipped) are left out.
+        present = src.blobs.locate(sorted(blobs_to_copy))
+        written = dst.blobs.copy_from(src.blobs, sorted(present))
+        dst.blobs.sync()  # on disk before the rows that name them commit
+        db.executemany(
+            "INSERT OR IGNORE INTO blobs (hash, size, stored_size, codec, pack, pack_offset) VALUES (?, ?, ?, ?, ?, ?)",
+            [(w.hash, w.size, w.stored_size, w.codec, w.pack, w.offset) for w in written],
+        )
+    dst.blobs.committed(written)
     return version_ids
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)  # blobs are immutable: sharing the file is safe
-    except OSError:
-        tmp = dst.with_name(f".tmp-{dst.name}")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
 
 
 # --- export ---------------------------------------------------------------------------------------

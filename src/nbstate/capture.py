@@ -194,29 +194,30 @@ class Recorder:
             self._pending = CellNames()
             user = self.user_names()
             touched = self._touched(names, user, everything or names.everything)
-            cp = self.tracker.checkpoint(touched, user, self.store.blobs)
-            pending = PendingCommit(
-                notebook_id=self.notebook_id,
-                session_id=self.session_id,
-                code=code,
-                execution_count=execution_count,
-                started=started if started is not None else time.time(),
-                duration=duration,
-                reads=sorted(names.reads & (user | set(self._identities))),
-                writes=sorted({n for v, _ in cp.new for n in v.names}),
-                deletes=cp.deleted,
-                error=error,
-                kept=cp.kept,
-                new_versions=[v for v, _ in cp.new],
-                blobs=cp.blobs,
-                examined=cp.examined,
-                kind=kind,
-                message=message,
-            )
-            if self.code_state is not None:
-                pending.code_blob = self._record_code(pending, ran=kind == "auto")
-            pending.capture_seconds = time.perf_counter() - t0
-            commit = self.store.record(pending)
+            with self.store.writing():  # gc waits until the commit names the blobs written
+                cp = self.tracker.checkpoint(touched, user, self.store.blobs)
+                pending = PendingCommit(
+                    notebook_id=self.notebook_id,
+                    session_id=self.session_id,
+                    code=code,
+                    execution_count=execution_count,
+                    started=started if started is not None else time.time(),
+                    duration=duration,
+                    reads=sorted(names.reads & (user | set(self._identities))),
+                    writes=sorted({n for v, _ in cp.new for n in v.names}),
+                    deletes=cp.deleted,
+                    error=error,
+                    kept=cp.kept,
+                    new_versions=[v for v, _ in cp.new],
+                    blobs=cp.blobs,
+                    examined=cp.examined,
+                    kind=kind,
+                    message=message,
+                )
+                if self.code_state is not None:
+                    pending.code_blob = self._record_code(pending, ran=kind == "auto")
+                pending.capture_seconds = time.perf_counter() - t0
+                commit = self.store.record(pending)
             _assign_version_ids(cp.new, commit)
             self._identities = {n: id(self.namespace[n]) for n in user}
             self.last_commit = commit

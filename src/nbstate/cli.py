@@ -24,6 +24,7 @@ from .store import DEFAULT_NOTEBOOK, Store, StoreError
 # given (argparse's own usage errors are 2 as well).
 _CANNOT_READ = 1
 _USAGE = 2
+_DAMAGED = 3  # fsck found damage
 
 
 class CommandError(Exception):
@@ -164,6 +165,46 @@ def run_import(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         return 0
     return run_in_kernel(_kernel_of(args), f"import {args.src}" + (" --plan-only" if args.plan_only else ""))
+
+
+# --- housekeeping: du, fsck, gc ------------------------------------------------------------------
+
+
+def run_du(args: argparse.Namespace) -> int:
+    from . import maintenance
+
+    store = open_store(args.store, read_only=True)
+    try:
+        notebook = pick_notebook(store, args.notebook) if args.notebook else None
+        usage = maintenance.du(store, notebook, commits_limit=args.n)
+    finally:
+        store.close()
+    print(json.dumps(usage.as_dict(), indent=1) if args.json else maintenance.format_du(usage, top=args.top))
+    return 0
+
+
+def run_fsck(args: argparse.Namespace) -> int:
+    from . import maintenance
+
+    store = open_store(args.store, read_only=True)
+    try:
+        report = maintenance.fsck(store)
+    finally:
+        store.close()
+    print(json.dumps(report.as_dict(), indent=1) if args.json else maintenance.format_fsck(report))
+    return 0 if report.ok else _DAMAGED
+
+
+def run_gc(args: argparse.Namespace) -> int:
+    from . import maintenance
+
+    store = open_store(args.store, read_only=args.dry_run)
+    try:
+        report = maintenance.gc(store, keep_last=args.keep_last, keep_within=args.keep_days * 86400, dry_run=args.dry_run)
+    finally:
+        store.close()
+    print(json.dumps(report.as_dict(), indent=1) if args.json else maintenance.format_gc(report))
+    return 0
 
 
 # --- verbs that act on a running kernel -----------------------------------------------------------
@@ -341,7 +382,8 @@ _DESCRIPTION = """\
 nbstate checkpoints a notebook kernel's variables after every cell into a store (the .nbstate
 directory beside the notebook). This command reads and labels that history without a kernel
 (log, status, show, diff, branch, tag), moves a running kernel's variables (checkout, undo),
-and installs the extension so that every kernel loads it (install, uninstall).
+looks after the store (du, fsck, gc), and installs the extension so that every kernel loads
+it (install, uninstall).
 
 Inside a kernel, `%nbstate VERB` does the same as `nbstate VERB` here."""
 
@@ -459,6 +501,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src")
     p.add_argument("--plan-only", action="store_true", help="print what would be loaded and replayed; change nothing")
     p.set_defaults(run=run_import)
+
+    p = sub.add_parser(
+        "du",
+        parents=[store_options],
+        formatter_class=formatter,
+        help="what takes space in the store: by kind of file, by variable and by commit",
+        description=(
+            "The store's size on disk (packs, loose files of format 1, the database), then the\n"
+            "stored bytes of each variable's versions and of each commit. Every blob is counted\n"
+            "once: for the first version that names it, and that version for the first commit\n"
+            "whose state holds it. Space not named by the index, and blobs named by no version,\n"
+            "are what `nbstate gc` frees."
+        ),
+        epilog=_EPILOG,
+    )
+    p.add_argument("--notebook", metavar="ID", default=None, help="only this notebook's variables and commits")
+    p.add_argument("-n", metavar="N", type=_positive_int, default=20, help="show the N newest commits (default 20)")
+    p.add_argument("--top", metavar="N", type=_positive_int, default=20, help="show the N largest variables (default 20)")
+    p.add_argument("--json", action="store_true", help="one JSON object, for programs")
+    p.set_defaults(run=run_du)
+
+    p = sub.add_parser(
+        "fsck",
+        parents=[store_options],
+        formatter_class=formatter,
+        help="verify every blob and every reference; exit 3 on damage",
+        description=(
+            "Read every blob the index names and check that its bytes are all there (truncated\n"
+            "blob), decode and hash to its name (damaged blob); check that every blob a version\n"
+            "or commit names exists (missing blob), that refs and HEADs point at commits\n"
+            "(dangling ref), and that commits' parents and variable versions exist. Lists each\n"
+            "problem with the variables and commits it affects. Changes nothing."
+        ),
+        epilog=_EPILOG + " fsck exits 3 when it finds damage.",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object, for programs")
+    p.set_defaults(run=run_fsck)
+
+    p = sub.add_parser(
+        "gc",
+        parents=[store_options],
+        formatter_class=formatter,
+        help="free the space of commits the retention policy does not keep",
+        description=(
+            "Keep every manual commit (`%nbstate commit -m`), every commit a branch, tag or\n"
+            "detached HEAD points at, and of the other commits of each notebook the last N and\n"
+            "those younger than D days (plus, for values that cannot be stored as bytes, the\n"
+            "commits needed to replay them). Remove every other commit, then every variable\n"
+            "version, cell run and blob that no kept commit needs, and rewrite the pack files\n"
+            "that are mostly free space. A kept commit whose parent goes is attached to its\n"
+            "nearest kept ancestor. Kernels recording into the store wait while gc runs."
+        ),
+        epilog=_EPILOG,
+    )
+    p.add_argument("--keep-last", metavar="N", type=int, default=100, help="automatic commits to keep per notebook, newest first (default 100)")
+    p.add_argument("--keep-days", metavar="D", type=float, default=7.0, help="also keep automatic commits younger than D days (default 7)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed; change nothing")
+    p.add_argument("--json", action="store_true", help="one JSON object, for programs")
+    p.set_defaults(run=run_gc)
 
     location = "$IPYTHONDIR/profile_default/ipython_config.py\n(IPYTHONDIR defaults to ~/.ipython)"
     p = sub.add_parser(

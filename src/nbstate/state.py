@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import codec
-from .blobs import BlobFiles, Chunk, Written, digest, fingerprint, split
+from .blobs import (
+    BlobFiles,
+    Chunk,
+    Written,
+    buffer_segment,
+    digest,
+    fingerprint,
+    split,
+    split_stream,
+)
 from .store import NewVersion, Store, VariableVersion
 
 
@@ -52,12 +61,14 @@ def describe(value: Any) -> str:
 
 
 def _manifest(ser: codec.Serialized, names: list[str]) -> tuple[dict[str, Any], list[Chunk], str]:
-    stream_chunks = list(split(ser.stream))
+    # The stream in content-defined chunks (insertions shift nothing after them); buffers in
+    # fixed chunks, restarting at each row of a multi-row block (see blobs.split).
+    stream_chunks = list(split_stream(ser.stream))
     buffers = []
     chunks = list(stream_chunks)
     parts = [(len(ser.stream), [c.hash for c in stream_chunks])]
     for buf in ser.buffers:
-        cs = list(split(buf))
+        cs = list(split(buf, buffer_segment(buf)))
         chunks.extend(cs)
         buffers.append({"n": buf.nbytes, "chunks": [c.hash for c in cs]})
         parts.append((buf.nbytes, [c.hash for c in cs]))
@@ -139,10 +150,7 @@ class Tracker:
                     previous.ids = ser.ids
                     self.adopt(previous)
                     continue
-                for chunk in chunks:
-                    written = blobs.put(chunk)
-                    if written is not None:
-                        result.blobs.append(written)
+                result.blobs.extend(w for w in blobs.put_many(chunks) if w is not None)
                 for n in names:
                     self.unserializable.pop(n, None)
                 version = NewVersion(names, fp, manifest, ser.nbytes, True, None, types)
@@ -215,7 +223,8 @@ def load_version_with_ids(
         raise ValueError(f"{', '.join(version.names)} was not serializable: {version.reason}")
     m = version.manifest
     stream = store.blobs.read_into(m["stream"]["chunks"], m["stream"]["n"])
-    buffers = [store.blobs.read_into(b["chunks"], b["n"]) for b in m["buffers"]]
+    # Large raw buffers may come back as copy-on-write mappings of the store's packs.
+    buffers = [store.blobs.read_into(b["chunks"], b["n"], allow_map=True) for b in m["buffers"]]
     values, ids = codec.load(bytes(stream), buffers, namespace, lookup)
     return dict(zip(m["names"], values, strict=True)), ids
 

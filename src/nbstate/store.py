@@ -12,15 +12,20 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .blobs import BlobFiles, Written
+from .blobs import BlobFiles, Location, Written
 
-FORMAT_VERSION = 1
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, gc must run alone
+    fcntl = None  # type: ignore[assignment]
+
+FORMAT_VERSION = 2
 DEFAULT_BRANCH = "main"
 DEFAULT_NOTEBOOK = "default"
 
@@ -38,7 +43,7 @@ CREATE TABLE IF NOT EXISTS cell_runs (
     capture_seconds REAL, examined TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (
     hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_size INTEGER NOT NULL,
-    codec TEXT NOT NULL);
+    codec TEXT NOT NULL, pack TEXT, pack_offset INTEGER);
 CREATE TABLE IF NOT EXISTS var_versions (
     id INTEGER PRIMARY KEY, names TEXT NOT NULL, fingerprint TEXT, manifest TEXT,
     size INTEGER NOT NULL, serializable INTEGER NOT NULL, reason TEXT,
@@ -166,42 +171,135 @@ class Store:
                 f"cannot create the store directory {self.root}: {exc.strerror}. "
                 "Choose another location with NBSTATE_STORE or `%nbstate init --store PATH`."
             ) from None
-        self.blobs = BlobFiles(self.root)
         self.db = sqlite3.connect(self.root / "nbstate.sqlite", timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         with self.transaction():
-            for stmt in _SCHEMA.strip().split(";"):
-                if stmt.strip():
-                    self.db.execute(stmt)
-            row = self.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
-                self.db.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
-            elif int(row[0]) > FORMAT_VERSION:
+            row = self.db.execute(
+                "SELECT value FROM meta WHERE key='format_version'"
+            ).fetchone() if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() else None
+            if row is not None and int(row[0]) > FORMAT_VERSION:
                 raise StoreError(
                     f"the store {self.root} has format version {row[0]}, newer than this nbstate "
                     f"understands ({FORMAT_VERSION}); upgrade nbstate (pip install -U nbstate)."
                 )
+            for stmt in _SCHEMA.strip().split(";"):
+                if stmt.strip():
+                    self.db.execute(stmt)
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
+                self.db.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
+            elif int(row[0]) < FORMAT_VERSION:
+                self._upgrade(int(row[0]))
+        self._packed_index = True
+        self._generation = self._read_generation()
+        self._lock_fd: int | None = None
+        self.blobs = BlobFiles(self.root, lookup=self._lookup, fsync=os.environ.get("NBSTATE_FSYNC", "1") != "0")
+
+    def _upgrade(self, version: int) -> None:
+        """Bring a store of an older format up to this one, in the open transaction. Version 1
+        to 2: the blob index gains where each blob lies in a pack; version 1's loose files stay
+        where they are (their rows have no pack) and are read as before."""
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(blobs)")}
+        if "pack" not in columns:
+            self.db.execute("ALTER TABLE blobs ADD COLUMN pack TEXT")
+        if "pack_offset" not in columns:
+            self.db.execute("ALTER TABLE blobs ADD COLUMN pack_offset INTEGER")
+        self.db.execute("UPDATE meta SET value=? WHERE key='format_version'", (str(FORMAT_VERSION),))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('upgraded_from', ?)", (str(version),))
 
     def _open_read_only(self, immutable: bool) -> None:
         db_path = self.root / "nbstate.sqlite"
         if not db_path.is_file():
             raise StoreError(f"no nbstate store at {self.root} (nbstate.sqlite is missing)")
-        self.blobs = BlobFiles(self.root, create=False)
         try:
             uri = f"file:{db_path}?mode=ro" + ("&immutable=1" if immutable else "")
             self.db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
             row = self.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
+            columns = {r[1] for r in self.db.execute("PRAGMA table_info(blobs)")}
         except sqlite3.Error as exc:
             raise StoreError(f"the store at {self.root} cannot be read ({exc}): it is damaged") from None
         if row is None or int(row[0]) > FORMAT_VERSION:
-            raise StoreError(f"the store at {self.root} has format version {row[0] if row else '?'}; this nbstate reads up to {FORMAT_VERSION}")
+            raise StoreError(
+                f"the store at {self.root} has format version {row[0] if row else '?'}; this nbstate reads up to "
+                f"{FORMAT_VERSION}: upgrade nbstate (pip install -U nbstate)"
+            )
+        self._packed_index = "pack" in columns  # a store of version 1 has loose files only
+        self._generation = None
+        self._lock_fd = None
+        self.blobs = BlobFiles(self.root, create=False, lookup=self._lookup)
         self._throughput = 200e6
 
+    def _lookup(self, hashes: Sequence[str]) -> dict[str, Location]:
+        """The index rows of ``hashes``, as locations (a row without a pack is a loose file)."""
+        cols = "hash, size, stored_size, codec, pack, pack_offset" if self._packed_index else "hash, size, stored_size, codec, NULL, NULL"
+        out: dict[str, Location] = {}
+        for start in range(0, len(hashes), 500):
+            part = list(hashes[start : start + 500])
+            q = ",".join("?" * len(part))
+            for h, size, stored, codec, pack, offset in self.db.execute(f"SELECT {cols} FROM blobs WHERE hash IN ({q})", part):
+                if pack is None:
+                    out[h] = Location(h, size, stored - 4, codec, None, 4)
+                else:
+                    out[h] = Location(h, size, stored, codec, pack, offset)
+        return out
+
+    # --- writers and gc ---------------------------------------------------------------------------
+
+    def _read_generation(self) -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE key='gc_generation'").fetchone()
+        return row[0] if row else "0"
+
+    def _lock(self, mode: int) -> None:
+        if fcntl is None:
+            return
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._lock_fd, mode)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold off gc while blobs are written and the commit naming them is recorded (a shared
+        lock on ``lock``); after a gc, forget what this process knew of the blob index."""
+        if fcntl is not None:
+            self._lock(fcntl.LOCK_SH)
+        try:
+            generation = self._read_generation()
+            if generation != self._generation:
+                self.blobs.forget()
+                self._generation = generation
+            yield
+        finally:
+            if fcntl is not None:
+                self._lock(fcntl.LOCK_UN)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """No other process writes while this is held (gc): an exclusive lock on ``lock``,
+        and every writer forgets its view of the blob index afterwards."""
+        if fcntl is not None:
+            self._lock(fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            try:
+                with self.transaction() as db:
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('gc_generation', ?)", (os.urandom(8).hex(),))
+                self._generation = self._read_generation()
+                self.blobs.forget()
+            finally:
+                if fcntl is not None:
+                    self._lock(fcntl.LOCK_UN)
+
     def close(self) -> None:
-        self.db.close()
+        try:
+            self.blobs.close()
+        finally:
+            self.db.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -313,10 +411,11 @@ class Store:
     def record(self, pending: PendingCommit) -> Commit:
         """Record a cell run, its new variable versions and the commit, in one transaction."""
         now = time.time()
+        self.blobs.sync()  # the blobs' bytes are on disk before any row names them
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)",
-                [(b.hash, b.size, b.stored_size, b.codec) for b in pending.blobs],
+                "INSERT OR IGNORE INTO blobs (hash, size, stored_size, codec, pack, pack_offset) VALUES (?, ?, ?, ?, ?, ?)",
+                [(b.hash, b.size, b.stored_size, b.codec, b.pack, b.offset) for b in pending.blobs],
             )
             run_id = None if pending.kind == "manual" else db.execute(
                 "INSERT INTO cell_runs (session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -350,6 +449,7 @@ class Store:
                 (commit_id, pending.notebook_id, parent, run_id, state_json, pending.message, pending.kind, now, pending.code_blob, bytes_added, seq),
             )
             self._advance(db, pending.notebook_id, branch, commit_id)
+        self.blobs.committed(pending.blobs)
         return self.commit(commit_id)
 
     def _head_in(self, db: sqlite3.Connection, notebook_id: str) -> tuple[str | None, str | None]:

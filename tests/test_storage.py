@@ -1,0 +1,395 @@
+"""Storage that grows with what changed: chunking that survives insertions, pack files (a torn
+tail is ignored), fsck finding each kind of damage, gc keeping everything reachable and giving
+space back, and stores of format version 1 still read."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import zstandard
+
+from nbstate import maintenance
+from nbstate.blobs import CHUNK_SIZE, PACK_MAGIC, digest, pack_names, split_stream
+from nbstate.codec import serialize
+from nbstate.state import Tracker, _manifest, load_version
+from nbstate.store import FORMAT_VERSION, PendingCommit, Store
+
+NBSTATE = Path(sys.executable).parent / "nbstate"
+
+
+class Session:
+    """A namespace recorded into a store cell by cell, without a kernel."""
+
+    def __init__(self, root: Path) -> None:
+        self.store = Store(root)
+        self.store.ensure_notebook("default", None)
+        self.store.start_session("s", "default", "3", "test")
+        self.ns: dict = {}
+        self.tracker = Tracker(self.ns)
+
+    def cell(self, touched: set[str] | None = None, kind: str = "auto", message: str | None = None, **values):
+        self.ns.update(values)
+        names = set(values) | (touched or set())
+        with self.store.writing():
+            cp = self.tracker.checkpoint(names, set(self.ns), self.store.blobs)
+            pending = PendingCommit(
+                "default", "s", "cell", None, time.time(), 0.0, sorted(names), [], cp.deleted, None, cp.kept,
+                new_versions=[v for v, _ in cp.new], blobs=cp.blobs, kind=kind, message=message,
+            )
+            commit = self.store.record(pending)
+        for v, live in cp.new:
+            live.version_id = commit.state[v.names[0]]
+        return commit, sum(b.stored_size for b in cp.blobs)
+
+    def load(self, commit, name):
+        vid = commit.state[name]
+        return load_version(self.store, self.store.versions([vid])[vid], {})[name]
+
+
+def new_chunks(before, after) -> tuple[int, int]:
+    """(count, bytes) of the chunks of ``after`` not among those of ``before``."""
+    old = {c.hash for c in _manifest(before, ["x"])[1]}
+    fresh = [c for c in _manifest(after, ["x"])[1] if c.hash not in old]
+    return len(fresh), sum(len(c.data) for c in fresh)
+
+
+# --- chunking ------------------------------------------------------------------------------------
+
+
+def test_content_defined_chunks_survive_an_insertion_at_the_front_of_a_list():
+    rng = np.random.default_rng(1)
+    items = [rng.bytes(100_000) for _ in range(200)]
+    before = serialize([items], {})
+    items.insert(0, rng.bytes(100_000))
+    after = serialize([items], {})
+    count, size = new_chunks(before, after)
+    # The new element plus at most the chunks on either side of it, not the 20 MB after it.
+    assert size < 100_000 + 3 * 256 * 1024, (count, size)
+    items[150] = rng.bytes(100_000)
+    count, size = new_chunks(after, serialize([items], {}))
+    assert size < 100_000 + 3 * 256 * 1024
+
+
+def test_stream_chunks_depend_only_on_the_bytes():
+    data = np.random.default_rng(2).bytes(3 << 20)
+    a = [c.hash for c in split_stream(data)]
+    b = [c.hash for c in split_stream(bytes(data))]
+    assert a == b and len(a) > 10
+    assert b"".join(bytes(c.data) for c in split_stream(data)) == data
+
+
+def test_a_dataframe_gaining_rows_or_a_column_keeps_its_old_chunks():
+    n = 300_000
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"id": np.arange(n), "x": rng.random(n), "y": rng.random(n), "z": rng.random(n)})
+    before = serialize([df], {})
+    grown = pd.concat([df, df.iloc[:1000]], ignore_index=True)
+    count, size = new_chunks(before, serialize([grown], {}))
+    total = before.nbytes
+    # Each column's last chunk changes (its tail moved); the rest of each column is kept.
+    assert size < total / 3, (count, size, total)
+    df2 = df.copy()
+    df2["w"] = rng.random(n)
+    count, size = new_chunks(before, serialize([df2], {}))
+    assert size < n * 8 + 2 * CHUNK_SIZE
+
+
+def test_an_in_place_edit_of_a_large_array_stores_one_chunk(tmp_path):
+    s = Session(tmp_path / "st")
+    big = np.random.default_rng(4).random(8 << 20 >> 3)  # 8 MiB
+    s.cell(big=big)
+    big[12345] = -1.0
+    _, added = s.cell(touched={"big"})
+    assert added == CHUNK_SIZE
+
+
+# --- packs ---------------------------------------------------------------------------------------
+
+
+def test_blobs_go_into_few_pack_files_and_read_back(tmp_path):
+    s = Session(tmp_path / "st")
+    commits = [s.cell(**{f"v{i}": {"i": i, "payload": list(range(i))}})[0] for i in range(200)]
+    files = [p for p in (tmp_path / "st" / "objects").rglob("*") if p.is_file()]
+    assert len(files) == 1 and files[0].name.startswith("pack-")
+    assert s.load(commits[123], "v123") == {"i": 123, "payload": list(range(123))}
+    s.store.close()
+    again = Store(tmp_path / "st", read_only=True)
+    vid = again.commit(commits[7].id).state["v7"]
+    assert load_version(again, again.versions([vid])[vid], {})["v7"]["i"] == 7
+
+
+def test_a_torn_pack_tail_is_ignored(tmp_path):
+    s = Session(tmp_path / "st")
+    c1, _ = s.cell(a=list(range(1000)))
+    pack = s.store.blobs.pack_path(pack_names(s.store.blobs)[0])
+    s.store.close()
+    # A crash mid-append: bytes past the last blob the index names, and a commit never made.
+    with open(pack, "ab") as f:
+        f.write(os.urandom(777))
+    s2 = Session.__new__(Session)
+    s2.store = Store(tmp_path / "st")
+    s2.ns, s2.tracker = {}, Tracker({})
+    s2.tracker.namespace = s2.ns
+    vid = c1.state["a"]
+    assert load_version(s2.store, s2.store.versions([vid])[vid], {})["a"] == list(range(1000))
+    assert maintenance.fsck(s2.store).ok
+    # The next writer starts a pack of its own, never appending after the torn tail.
+    c2, _ = s2.cell(b="after the crash")
+    assert len(pack_names(s2.store.blobs)) == 2
+    assert s2.load(c2, "b") == "after the crash"
+    assert maintenance.du(s2.store).pack_waste_bytes >= 777
+    maintenance.gc(s2.store, keep_last=10)  # rewrites the pack that is mostly torn tail
+    assert maintenance.du(s2.store).pack_waste_bytes == 0
+    assert maintenance.fsck(s2.store).ok
+    assert s2.load(c2, "b") == "after the crash"
+
+
+def test_blobs_written_but_never_committed_are_not_in_the_index(tmp_path):
+    s = Session(tmp_path / "st")
+    s.cell(a=1)
+    s.ns["lost"] = np.random.default_rng(9).random(300_000)
+    with s.store.writing():
+        s.tracker.checkpoint({"lost"}, set(s.ns), s.store.blobs)
+        s.store.blobs.sync()
+    # The process dies here: its appended bytes are named by no row.
+    s.store.db.close()
+    store = Store(tmp_path / "st")
+    assert maintenance.fsck(store).ok
+    assert maintenance.du(store).pack_waste_bytes >= 300_000 * 8
+    maintenance.gc(store)
+    assert maintenance.du(store).pack_waste_bytes < 4096
+    assert maintenance.fsck(store).ok
+
+
+# --- fsck ----------------------------------------------------------------------------------------
+
+
+def _damage_fixture(root: Path) -> tuple[Store, dict]:
+    s = Session(root)
+    rng = np.random.default_rng(5)
+    c1, _ = s.cell(a=rng.random(200_000))  # 1.6 MB: two chunks, raw
+    c2, _ = s.cell(b={"k": list(range(5000))})  # compressible: zstd
+    c3, _ = s.cell(c="small")
+    s.store.set_ref("default", "tag", "keep", c1.id)
+    return s.store, {"a": c1, "b": c2, "c": c3}
+
+
+def _location(store: Store, commit, name: str, part: str = "buffers"):
+    vid = commit.state[name]
+    m = store.versions([vid])[vid].manifest
+    h = m["buffers"][0]["chunks"][0] if part == "buffers" else m["stream"]["chunks"][0]
+    return store.blobs.locate([h])[h]
+
+
+def test_fsck_finds_a_flipped_byte(tmp_path):
+    store, c = _damage_fixture(tmp_path / "st")
+    loc = _location(store, c["a"], "a")
+    with open(store.blobs.pack_path(loc.pack), "r+b") as f:
+        f.seek(loc.offset + 1000)
+        byte = f.read(1)
+        f.seek(loc.offset + 1000)
+        f.write(bytes([byte[0] ^ 0x40]))
+    r = maintenance.fsck(store)
+    assert [p.kind for p in r.problems] == ["damaged blob"] and r.problems[0].what == loc.hash
+    assert any(w.startswith("a (version") for w in r.affected[loc.hash])
+
+
+def test_fsck_finds_a_damaged_compressed_blob(tmp_path):
+    store, c = _damage_fixture(tmp_path / "st")
+    loc = _location(store, c["b"], "b", part="stream")
+    assert loc.codec == "zstd"
+    with open(store.blobs.pack_path(loc.pack), "r+b") as f:
+        f.seek(loc.offset + loc.stored // 2)
+        f.write(b"\xff\xff\xff")
+    r = maintenance.fsck(store)
+    assert [p.kind for p in r.problems] == ["damaged blob"]
+
+
+def test_fsck_finds_a_truncated_blob(tmp_path):
+    store, c = _damage_fixture(tmp_path / "st")
+    loc = max(store.blobs.locate(list(maintenance._index(store))).values(), key=lambda loc: loc.offset + loc.stored)
+    with open(store.blobs.pack_path(loc.pack), "r+b") as f:
+        f.truncate(loc.offset + loc.stored - 10)
+    r = maintenance.fsck(store)
+    assert [(p.kind, p.what) for p in r.problems] == [("truncated blob", loc.hash)]
+
+
+def test_fsck_finds_a_missing_blob_and_a_dangling_ref_and_the_cli_says_so(tmp_path):
+    store, c = _damage_fixture(tmp_path / "st")
+    loc = _location(store, c["a"], "a")
+    with store.transaction() as db:
+        db.execute("DELETE FROM blobs WHERE hash=?", (loc.hash,))
+        db.execute("INSERT INTO refs VALUES ('default', 'branch', 'ghost', ?)", ("f" * 40,))
+    store.close()
+    r = maintenance.fsck(Store(tmp_path / "st", read_only=True))
+    kinds = sorted((p.kind, p.what) for p in r.problems)
+    assert ("missing blob", loc.hash) in kinds
+    assert ("dangling ref", "branch ghost (default)") in kinds
+    done = subprocess.run([str(NBSTATE), "fsck", "--store", str(tmp_path / "st")], capture_output=True, text=True)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "missing blob" in done.stdout and "dangling ref" in done.stdout and "needed by a (version" in done.stdout
+    data = json.loads(subprocess.run([str(NBSTATE), "fsck", "--json", "--store", str(tmp_path / "st")], capture_output=True, text=True).stdout)
+    assert not data["ok"] and len(data["problems"]) == 2
+
+
+def test_fsck_of_a_whole_store_exits_zero(tmp_path):
+    store, _ = _damage_fixture(tmp_path / "st")
+    store.close()
+    done = subprocess.run([str(NBSTATE), "fsck", "--store", str(tmp_path / "st")], capture_output=True, text=True)
+    assert done.returncode == 0 and "no damage found" in done.stdout
+
+
+# --- gc ------------------------------------------------------------------------------------------
+
+
+def test_gc_keeps_everything_reachable_and_gives_space_back(tmp_path):
+    s = Session(tmp_path / "st")
+    rng = np.random.default_rng(6)
+    expected = []
+    commits = []
+    for i in range(30):
+        values = {"arr": rng.random(100_000), "i": i}  # 800 KB of fresh bytes each cell
+        c, _ = s.cell(**values)
+        commits.append(c)
+        expected.append(values)
+    s.store.set_ref("default", "tag", "five", commits[5].id)
+    manual, _ = s.cell(kind="manual", message="keep me", note="manual")
+    before = maintenance.store_bytes(s.store)
+    dry = maintenance.gc(s.store, keep_last=3, keep_within=0, dry_run=True)
+    assert dry.commits_removed > 0 and maintenance.store_bytes(s.store) == before
+    report = maintenance.gc(s.store, keep_last=3, keep_within=0)
+    kept = {c.id for c in s.store.commits("default")}
+    assert commits[5].id in kept and manual.id in kept and commits[-1].id in kept
+    assert commits[10].id not in kept
+    assert report.commits_removed == 31 - len(kept)
+    after = maintenance.store_bytes(s.store)
+    assert after < before * 0.4, (before, after)
+    assert maintenance.fsck(s.store).ok
+    for i, c in enumerate(commits):
+        if c.id in kept:
+            assert np.array_equal(s.load(c, "arr"), expected[i]["arr"]) and s.load(c, "i") == i
+    # History reads from the kept commits: parents hop over what was removed.
+    chain = [c.id for c in s.store.ancestors(s.store.head("default")[1])]
+    assert chain[0] == manual.id and commits[5].id in chain
+    # Recording goes on after gc (the writer forgot its view of the index).
+    c, _ = s.cell(arr=expected[29]["arr"].copy(), after=1)
+    assert s.load(c, "after") == 1 and maintenance.fsck(s.store).ok
+
+
+def test_gc_keeps_the_cells_that_rebuild_an_unserializable_value(tmp_path):
+    s = Session(tmp_path / "st")
+    s.cell(data=[1, 2, 3])
+    producer, _ = s.cell(gen=(x for x in range(3)))
+    for i in range(10):
+        s.cell(i=i)
+    maintenance.gc(s.store, keep_last=2, keep_within=0)
+    kept = {c.id for c in s.store.commits("default")}
+    assert producer.id in kept and producer.parent in kept
+
+
+def test_cli_du_and_gc(tmp_path):
+    s = Session(tmp_path / "st")
+    for i in range(5):
+        s.cell(x=np.full(50_000, i))
+    s.store.close()
+    out = subprocess.run([str(NBSTATE), "du", "--store", str(tmp_path / "st")], capture_output=True, text=True)
+    assert out.returncode == 0 and "by variable" in out.stdout and " x" in out.stdout
+    usage = json.loads(subprocess.run([str(NBSTATE), "du", "--json", "--store", str(tmp_path / "st")], capture_output=True, text=True).stdout)
+    assert usage["by_variable"][0]["names"] == "x" and usage["by_variable"][0]["versions"] == 5
+    out = subprocess.run([str(NBSTATE), "gc", "--keep-last", "1", "--keep-days", "0", "--store", str(tmp_path / "st")], capture_output=True, text=True)
+    assert out.returncode == 0 and "removed 4 commit(s)" in out.stdout, out.stdout + out.stderr
+    for verb in ("gc", "du", "fsck"):
+        assert subprocess.run([str(NBSTATE), verb, "--help"], capture_output=True).returncode == 0
+
+
+# --- format version 1 ----------------------------------------------------------------------------
+
+_V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE notebooks (id TEXT PRIMARY KEY, path TEXT, created REAL NOT NULL);
+CREATE TABLE sessions (id TEXT PRIMARY KEY, notebook_id TEXT NOT NULL, started REAL NOT NULL, pid INTEGER, python TEXT, nbstate TEXT, cwd TEXT);
+CREATE TABLE cell_runs (id INTEGER PRIMARY KEY, session_id TEXT NOT NULL, execution_count INTEGER, code TEXT NOT NULL, started REAL NOT NULL, duration REAL NOT NULL, reads TEXT NOT NULL, writes TEXT NOT NULL, deletes TEXT NOT NULL, error TEXT, capture_seconds REAL, examined TEXT NOT NULL);
+CREATE TABLE blobs (hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_size INTEGER NOT NULL, codec TEXT NOT NULL);
+CREATE TABLE var_versions (id INTEGER PRIMARY KEY, names TEXT NOT NULL, fingerprint TEXT, manifest TEXT, size INTEGER NOT NULL, serializable INTEGER NOT NULL, reason TEXT, types TEXT NOT NULL, cell_run_id INTEGER);
+CREATE TABLE commits (id TEXT PRIMARY KEY, notebook_id TEXT NOT NULL, parent TEXT, cell_run_id INTEGER, state TEXT NOT NULL, message TEXT, kind TEXT NOT NULL, created REAL NOT NULL, code TEXT, bytes_added INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE refs (notebook_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, target TEXT NOT NULL, PRIMARY KEY (notebook_id, kind, name));
+CREATE TABLE heads (notebook_id TEXT PRIMARY KEY, branch TEXT, commit_id TEXT);
+CREATE TABLE reflog (id INTEGER PRIMARY KEY, notebook_id TEXT NOT NULL, created REAL NOT NULL, action TEXT NOT NULL, old_branch TEXT, old_commit TEXT, new_branch TEXT, new_commit TEXT);
+"""
+
+
+def _write_v1_store(root: Path, value) -> None:
+    """A store as nbstate's format version 1 wrote it: loose blob files with a header."""
+    root.mkdir(parents=True)
+    db = sqlite3.connect(root / "nbstate.sqlite")
+    db.executescript(_V1_SCHEMA)
+    ser = serialize([value], {})
+    chunks, parts = [], []
+    for buf in [ser.stream, *ser.buffers]:
+        view = memoryview(buf).cast("B")
+        hashes = []
+        for start in range(0, max(len(view), 1), CHUNK_SIZE):
+            piece = bytes(view[start : start + CHUNK_SIZE])
+            chunks.append(piece)
+            hashes.append(digest(piece))
+        parts.append({"n": len(view), "chunks": hashes})
+    for i, piece in enumerate(chunks):
+        h = digest(piece)
+        path = root / "objects" / h[:2] / h[2:]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = zstandard.ZstdCompressor().compress(piece) if i == 0 else piece
+        path.write_bytes((b"NBz1" if i == 0 else b"NBr1") + payload)
+        db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", (h, len(piece), 4 + len(payload), "zstd" if i == 0 else "raw"))
+    manifest = {"names": ["v"], "stream": parts[0], "buffers": parts[1:]}
+    db.execute("INSERT INTO meta VALUES ('format_version', '1')")
+    db.execute("INSERT INTO notebooks VALUES ('default', NULL, 0)")
+    db.execute("INSERT INTO var_versions VALUES (1, '[\"v\"]', 'f', ?, 1, 1, NULL, '{}', NULL)", (json.dumps(manifest),))
+    db.execute("INSERT INTO commits VALUES (?, 'default', NULL, NULL, '{\"v\": 1}', 'm', 'manual', 0, NULL, 0, 1)", ("a" * 40,))
+    db.execute("INSERT INTO refs VALUES ('default', 'branch', 'main', ?)", ("a" * 40,))
+    db.execute("INSERT INTO heads VALUES ('default', 'main', NULL)")
+    db.commit()
+    db.close()
+
+
+def test_a_format_1_store_is_read_and_upgraded_in_place(tmp_path):
+    value = {"arr": np.arange(400_000), "text": "hello"}
+    _write_v1_store(tmp_path / "st", value)
+    ro = Store(tmp_path / "st", read_only=True)
+    got = load_version(ro, ro.versions([1])[1], {})["v"]
+    assert np.array_equal(got["arr"], value["arr"]) and got["text"] == "hello"
+    assert maintenance.fsck(ro).ok
+    ro.close()
+    store = Store(tmp_path / "st")  # opened for writing: upgraded to this format
+    assert store.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()[0] == str(FORMAT_VERSION)
+    got = load_version(store, store.versions([1])[1], {})["v"]
+    assert np.array_equal(got["arr"], value["arr"])
+    assert maintenance.fsck(store).ok
+    assert maintenance.du(store).loose_count == 5  # the stream and four 1 MiB chunks of the array
+
+
+def test_a_newer_store_is_refused_with_a_message(tmp_path):
+    Store(tmp_path / "st").close()
+    db = sqlite3.connect(tmp_path / "st" / "nbstate.sqlite")
+    db.execute("UPDATE meta SET value='99' WHERE key='format_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(Exception, match="upgrade nbstate"):
+        Store(tmp_path / "st")
+    with pytest.raises(Exception, match="upgrade nbstate"):
+        Store(tmp_path / "st", read_only=True)
+
+
+def test_pack_files_start_with_their_magic(tmp_path):
+    s = Session(tmp_path / "st")
+    s.cell(a=1)
+    pack = s.store.blobs.pack_path(pack_names(s.store.blobs)[0])
+    assert pack.read_bytes()[: len(PACK_MAGIC)] == PACK_MAGIC

@@ -19,6 +19,7 @@ import datetime
 import decimal
 import enum
 import fractions
+import functools
 import gc
 import io
 import marshal
@@ -239,6 +240,18 @@ def _module_named_by(fn_globals: dict[str, Any]) -> str | None:
     return name if module is not None and module.__dict__ is fn_globals else None
 
 
+def _reduce_descriptor(obj: Any, t: type) -> tuple | None:
+    """Descriptors that notebook classes hold and pickle cannot store (``@property`` ...)."""
+    if t is property:
+        return property, (obj.fget, obj.fset, obj.fdel, obj.__doc__)
+    if t is staticmethod or t is classmethod:
+        return t, (obj.__func__,)
+    if t is functools.cached_property:
+        state = {k: v for k, v in vars(obj).items() if k not in ("func", "lock")}
+        return functools.cached_property, (obj.func,), state
+    return None
+
+
 def _make_mappingproxy(d: dict[Any, Any]) -> types.MappingProxyType:
     return types.MappingProxyType(d)
 
@@ -317,6 +330,9 @@ class _Pickler(pickle.Pickler):
             return _rebuild_module, (obj.__name__,)
         if t is types.MappingProxyType:  # e.g. in the fields of a notebook dataclass
             return _make_mappingproxy, (dict(obj),)
+        descriptor = _reduce_descriptor(obj, t)
+        if descriptor is not None:
+            return descriptor
         singleton = _library_singletons().get(id(obj))
         if singleton is not None and singleton[1] is obj:
             return getattr, (singleton[0], singleton[2])

@@ -1,0 +1,329 @@
+"""Static name analysis: what a cell's syntax names, and what notebook code it reaches."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import textwrap
+import types
+
+import pytest
+
+from nbstate.analysis import CellNames, globals_reached, names_in_source
+
+
+def names(source: str) -> CellNames:
+    return names_in_source(textwrap.dedent(source))
+
+
+def notebook(source: str) -> dict:
+    """A namespace like a kernel's: code defined by exec'ing cells in it (module __main__)."""
+    ns: dict = {"__name__": "__main__"}
+    exec(textwrap.dedent(source), ns)
+    return ns
+
+
+# --- names_in_source ---------------------------------------------------------------------------
+
+
+def test_assignment_reads_and_writes():
+    n = names("x = y + 1\nz, (w, *rest) = pair")
+    assert n.writes == {"x", "z", "w", "rest"}
+    assert n.reads == {"y", "pair"}
+    assert n.deletes == set() and not n.everything
+
+
+def test_augmented_assignment_writes_its_target():
+    n = names("total += step")
+    assert n.writes == {"total"} and n.reads == {"step"}
+    assert "total" in n.touched
+
+
+def test_attribute_and_subscript_targets_read_the_object():
+    n = names("obj.attr = 1\nlst[0] = v\nd['k'] += 1\ndel lst[1]\ndel obj.attr")
+    assert n.reads == {"obj", "lst", "d", "v"}
+    assert n.writes == set() and n.deletes == set()
+
+
+def test_del_deletes():
+    n = names("del a, b")
+    assert n.deletes == {"a", "b"} and n.writes == set()
+
+
+def test_imports_write_the_bound_name():
+    n = names("import os.path\nimport numpy as np\nfrom math import pi, tau as TAU\nfrom . import sibling")
+    assert n.writes == {"os", "np", "pi", "TAU", "sibling"}
+    assert not n.everything
+
+
+def test_star_import_can_bind_anything():
+    assert names("from math import *").everything
+
+
+def test_definitions_write_their_names():
+    n = names(
+        """
+        def f(a, b=default):
+            return a + helper(b)
+        class K(Base):
+            attr = value
+        async def g():
+            pass
+        """
+    )
+    assert {"f", "K", "g"} <= n.writes
+    assert {"default", "helper", "Base", "value"} <= n.reads
+
+
+def test_global_and_nonlocal_count_as_read_and_write():
+    n = names(
+        """
+        def f():
+            global counter
+            counter = 1
+        """
+    )
+    assert "counter" in n.writes and "counter" in n.reads
+
+
+def test_except_handler_name_is_written_then_deleted():
+    n = names("try:\n    pass\nexcept ValueError as err:\n    pass")
+    assert "err" in n.writes and "err" in n.deletes
+
+
+def test_walrus_comprehension_and_loop_targets_are_written():
+    n = names("if (m := f(x)):\n    pass\nys = [i * 2 for i in xs]\nfor k, v in items:\n    pass")
+    assert {"m", "ys", "i", "k", "v"} <= n.writes
+    assert {"f", "x", "xs", "items"} <= n.reads
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="match needs 3.10")
+def test_match_patterns_write_their_captures():
+    n = names(
+        """
+        match value:
+            case {"k": kv, **others}:
+                pass
+            case [first, *tail]:
+                pass
+            case Point(x=px) as whole:
+                pass
+        """
+    )
+    assert {"kv", "others", "first", "tail", "px", "whole"} <= n.writes
+    assert {"value", "Point"} <= n.reads
+
+
+@pytest.mark.parametrize("source", [
+    "globals()['k'] = 1",
+    "locals()",
+    "vars()['x'] = 2",
+    "exec('x = 1')",
+    "eval('x')",
+    "__import__('os')",
+    "get_ipython().run_line_magic('run', 'script.py')",
+    "get_ipython().run_cell_magic('macro', '', '')",
+])
+def test_code_that_can_reach_any_name_means_everything(source):
+    assert names(source).everything
+
+
+@pytest.mark.parametrize("source", [
+    "get_ipython().run_line_magic('time', 'x = 1')",
+    "print(len(a))",
+    "obj.exec('x')",  # a method named exec is not the builtin
+])
+def test_ordinary_calls_do_not_mean_everything(source):
+    assert not names(source).everything
+
+
+def test_unparseable_source_means_everything():
+    assert names_in_source("x = (").everything
+    assert names_in_source("%time x = 1").everything  # not Python before IPython transforms it
+
+
+def test_update_and_touched():
+    a = CellNames(reads={"a"}, writes={"b"})
+    a.update(CellNames(deletes={"c"}, everything=True))
+    assert a.touched == {"a", "b", "c"} and a.everything
+
+
+# --- globals_reached ---------------------------------------------------------------------------
+
+
+def test_a_function_reaches_the_globals_it_names_transitively():
+    ns = notebook(
+        """
+        data = []
+        limit = 3
+        unrelated = 0
+        def helper():
+            return limit
+        def grow():
+            if len(data) < helper():
+                data.append(1)
+        """
+    )
+    reached, wildcard = globals_reached({"grow"}, ns)
+    assert reached == {"data", "helper", "limit"}
+    assert not wildcard
+
+
+def test_global_statement_target_is_reached_even_before_it_exists():
+    ns = notebook(
+        """
+        def setg():
+            global g
+            g = 1
+        """
+    )
+    reached, _ = globals_reached({"setg"}, ns)
+    assert reached == set()  # g is not bound yet: nothing to examine, it is caught as a new name
+    ns["g"] = 0
+    assert globals_reached({"setg"}, ns)[0] == {"g"}
+
+
+def test_closures_nested_functions_and_lambdas():
+    ns = notebook(
+        """
+        log = []
+        def make():
+            def inner():
+                log.append(1)
+            return inner
+        h = make()
+        sq = lambda v: scale * v
+        scale = 2
+        """
+    )
+    assert globals_reached({"h"}, ns)[0] == {"log"}
+    assert globals_reached({"make"}, ns)[0] == {"log"}  # code of nested functions counts
+    assert globals_reached({"sq"}, ns)[0] == {"scale"}
+
+
+def test_methods_properties_static_and_class_methods_of_notebook_classes():
+    ns = notebook(
+        """
+        seen = []
+        total = 0
+        other = 0
+        class Base:
+            def base_method(self):
+                return other
+        class Box(Base):
+            @property
+            def size(self):
+                return len(seen)
+            @staticmethod
+            def s():
+                return total
+            @classmethod
+            def c(cls):
+                seen.append(cls)
+        box = Box()
+        """
+    )
+    expected = {"seen", "total", "other"}
+    assert globals_reached({"box"}, ns)[0] == expected
+    assert globals_reached({"Box"}, ns)[0] == expected
+    ns["m"] = ns["box"].base_method  # a bound method
+    assert globals_reached({"m"}, ns)[0] == {"other"}
+
+
+def test_partials_wrapped_functions_and_containers_of_functions_or_instances():
+    ns = notebook(
+        """
+        import functools
+        hits = []
+        count = 0
+        def hit(v):
+            hits.append(v)
+        def deco(fn):
+            @functools.wraps(fn)
+            def wrapper(*a):
+                return fn(*a)
+            return wrapper
+        @deco
+        def counted():
+            return count
+        class Worker:
+            def work(self):
+                hits.append('w')
+        p = functools.partial(hit, 1)
+        ops = {'hit': hit}
+        workers = [Worker()]
+        holder = Worker()
+        holder.callback = counted
+        """
+    )
+    assert globals_reached({"p"}, ns)[0] == {"hits"}
+    assert globals_reached({"counted"}, ns)[0] == {"count"}
+    assert globals_reached({"ops"}, ns)[0] == {"hits"}
+    assert globals_reached({"workers"}, ns)[0] == {"hits"}
+    assert globals_reached({"holder"}, ns)[0] == {"hits", "count"}
+
+
+def test_self_referencing_closures_and_objects_terminate():
+    ns = notebook(
+        """
+        out = []
+        def outer():
+            def rec(n):
+                out.append(n)
+                return 0 if n == 0 else rec(n - 1)
+            return rec
+        rec = outer()
+        class Node:
+            def visit(self):
+                out.append(self)
+        a = Node()
+        b = Node()
+        a.peer, b.peer = b, a
+        cycle = []
+        cycle.append(cycle)
+        def even(n):
+            return True if n == 0 else odd(n - 1)
+        def odd(n):
+            return False if n == 0 else even(n - 1)
+        """
+    )
+    assert globals_reached({"rec"}, ns)[0] == {"out"}
+    assert globals_reached({"a"}, ns)[0] == {"out"}
+    assert globals_reached({"cycle"}, ns)[0] == set()
+    assert globals_reached({"even"}, ns)[0] == {"even", "odd"}
+
+
+def test_code_calling_globals_exec_or_eval_reaches_everything():
+    ns = notebook(
+        """
+        def sneaky():
+            globals()['x'] = 1
+        def evaluator(s):
+            return eval(s)
+        def plain():
+            return 1
+        """
+    )
+    assert globals_reached({"sneaky"}, ns)[1]
+    assert globals_reached({"evaluator"}, ns)[1]
+    assert globals_reached({"plain"}, ns) == (set(), False)
+
+
+def test_library_code_and_unknown_names_reach_nothing():
+    ns = notebook(
+        """
+        import json
+        dumps = json.dumps
+        items = [1, 2, 3]
+        """
+    )
+    ns["lib_fn"] = functools.reduce
+    ns["mod"] = types.SimpleNamespace(f=len)
+    assert globals_reached({"json", "dumps", "items", "lib_fn", "mod", "missing"}, ns) == (set(), False)
+
+
+def test_functions_of_another_namespace_are_not_followed():
+    elsewhere = notebook("secret = 1\ndef f():\n    return secret")
+    ns = notebook("secret = 2")
+    ns["f"] = elsewhere["f"]
+    assert globals_reached({"f"}, ns)[0] == set()

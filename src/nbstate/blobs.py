@@ -305,11 +305,7 @@ class BlobFiles:
             f.write(payload)
         except BaseException:
             # A partial append is a torn tail nobody names: start the next one in a new pack.
-            self._pack_file = self._pack = None
-            try:
-                f.close()
-            except OSError:
-                pass
+            self._abandon_pack()
             raise
         self._dirty = True
         w = Written(h, len(data), len(payload), codec, self._pack, offset)
@@ -330,10 +326,27 @@ class BlobFiles:
         f = self._pack_file
         if f is None or not self._dirty:
             return
-        f.flush()
-        if self.fsync:
-            (getattr(os, "fdatasync", None) or os.fsync)(f.fileno())
+        try:
+            f.flush()
+            if self.fsync:
+                (getattr(os, "fdatasync", None) or os.fsync)(f.fileno())
+        except BaseException:
+            self._abandon_pack()
+            raise
         self._dirty = False
+
+    def _abandon_pack(self) -> None:
+        """After a failed write (a full disk): nothing appended to the current pack since the
+        last commit may be trusted, so forget those blobs and start the next append afresh."""
+        f, pack = self._pack_file, self._pack
+        self._pack_file = self._pack = None
+        self._dirty = False
+        self._uncommitted = {h: w for h, w in self._uncommitted.items() if w.pack != pack}
+        if f is not None:
+            try:
+                f.close()
+            except OSError:  # the buffered bytes cannot be written either: they are the torn tail
+                pass
 
     def committed(self, written: Iterable[Written]) -> None:
         """The index now names these blobs."""

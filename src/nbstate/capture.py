@@ -97,6 +97,7 @@ class Recorder:
         self._raw_cell = ""
         self._identities: dict[str, int] = {}
         self._warned = False
+        self._paused_until: float | None = None
         self.last_error: str | None = None
         self.last_commit: Commit | None = None
         self._transformer = _NameRecorder(self)
@@ -188,9 +189,11 @@ class Recorder:
         message: str | None = None,
     ) -> Commit | None:
         """Checkpoint what changed since the last commit; never raises."""
+        if self._paused_until is not None and time.monotonic() < self._paused_until:
+            return None  # the store cannot be written; what cells touch accumulates in _pending
         t0 = time.perf_counter()
+        names = self._pending
         try:
-            names = self._pending
             self._pending = CellNames()
             user = self.user_names()
             touched = self._touched(names, user, everything or names.everything)
@@ -221,11 +224,33 @@ class Recorder:
             _assign_version_ids(cp.new, commit)
             self._identities = {n: id(self.namespace[n]) for n in user}
             self.last_commit = commit
+            if self._paused_until is not None:
+                self._paused_until = None
+                print("nbstate: the store can be written again; checkpoints resumed.", file=sys.stderr)
             return commit
         except Exception as exc:
-            self.report(exc)
-            self._pending.everything = True  # whatever was missed is looked at next time
+            # What this cell touched, and co-variables serialized but not recorded, are looked
+            # at again next time; the store holds at worst unreferenced blobs.
+            names.update(self._pending)
+            names.writes |= {n for n, cv in self.tracker.by_name.items() if cv.version_id is None}
+            self._pending = names
+            if _cannot_write(exc):
+                self._pause(exc)
+            else:
+                self.report(exc)
             return None
+
+    def _pause(self, exc: BaseException) -> None:
+        first = self._paused_until is None
+        self._paused_until = time.monotonic() + PAUSE_SECONDS
+        self.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if first:
+            print(
+                f"nbstate: the store at {self.store.root} cannot be written ({self.last_error}). "
+                f"Checkpoints are paused and retried every {PAUSE_SECONDS:g} s; your cells run normally, "
+                "and what they change is recorded once space returns.",
+                file=sys.stderr,
+            )
 
     def _record_code(self, pending: PendingCommit, ran: bool) -> str:
         assert self.code_state is not None
@@ -269,14 +294,30 @@ class Recorder:
         self.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         if not self._warned:
             self._warned = True
-            print(
-                f"nbstate: could not checkpoint this cell ({self.last_error}). Your cell ran normally; "
-                "`%nbstate status` shows the last error. Further errors are not printed.",
-                file=sys.stderr,
-            )
+            summary = " ".join(self.last_error.split())  # one line, whatever the error's text
+            try:
+                print(
+                    f"nbstate: could not checkpoint this cell ({summary}). Your cell ran normally; "
+                    "`%nbstate status` shows the last error. Further errors are not printed.",
+                    file=sys.stderr,
+                )
+            except Exception:  # no usable stderr: the status still has the error
+                pass
 
 
 _MISSING = object()
+# How long checkpoints wait after the store could not be written (disk full, read-only).
+PAUSE_SECONDS = 30.0
+
+
+def _cannot_write(exc: BaseException) -> bool:
+    import errno
+    import sqlite3
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("disk is full" in text or "readonly" in text or "read-only" in text)
 
 
 def _rebound(identities: dict[str, int], namespace: dict[str, Any], user: Iterable[str]) -> set[str]:

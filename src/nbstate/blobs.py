@@ -28,9 +28,9 @@ CHUNK_SIZE = 1 << 20
 # An out-of-band buffer whose outer rows are at least this long is chunked row by row.
 SEGMENT_MIN = 256 << 10
 # Content-defined chunking of pickle streams: FastCDC's minimum, average and maximum sizes.
-CDC_MIN = 16 << 10
-CDC_AVG = 64 << 10
-CDC_MAX = 256 << 10
+CDC_MIN = 4 << 10
+CDC_AVG = 16 << 10
+CDC_MAX = 64 << 10
 
 _HEADER_RAW = b"NBr1"  # loose blob files of format version 1
 _HEADER_ZSTD = b"NBz1"

@@ -252,6 +252,13 @@ def _reduce_descriptor(obj: Any, t: type) -> tuple | None:
     return None
 
 
+def _make_view(root: Any, offset: int, shape: tuple, strides: tuple, dtype: Any, writeable: bool) -> Any:
+    view = type(root)(shape, dtype=dtype, buffer=root, offset=offset, strides=strides)
+    if not writeable:
+        view.flags.writeable = False
+    return view
+
+
 def _make_mappingproxy(d: dict[Any, Any]) -> types.MappingProxyType:
     return types.MappingProxyType(d)
 
@@ -297,6 +304,8 @@ class _Pickler(pickle.Pickler):
         self._namespace = namespace
         self._buffers = buffers
         self._view_roots = view_roots
+        # Arrays that own their memory, met so far or given as values: views of them are views.
+        self.array_roots: set[int] = set()
         self._types_seen: dict[type, bool] = {}
         # Objects reached that link no variables: what a library class holds as class attributes
         # (pandas' ``_metadata = []``, reached by every instance) and the insides of immutable
@@ -339,12 +348,19 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, type) and obj.__module__ == "__main__":
             return self._reduce_notebook_class(obj)
         np = sys.modules.get("numpy")
-        if np is not None and t is np.ndarray and obj.base is not None:
+        if np is not None and t is np.ndarray:
             root = obj
             while isinstance(root.base, np.ndarray):
                 root = root.base
-            if root is not obj:
+            if root is obj:
+                self.array_roots.add(id(obj))
+            else:
                 self._view_roots[id(root)] = root
+                if id(root) in self.array_roots and root.flags.c_contiguous and not root.dtype.hasobject:
+                    # A view of an array that this pickle holds as well: restored as a view of
+                    # it, so that the two still share their memory.
+                    offset = obj.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+                    return _make_view, (root, offset, obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
         return NotImplemented
 
     def _note_type(self, t: type) -> bool:
@@ -401,6 +417,9 @@ def serialize(values: list[Any], namespace: Mapping[str, Any]) -> Serialized:
     buffers: list[memoryview] = []
     view_roots: dict[int, Any] = {}
     pickler = _Pickler(out, namespace, buffers, view_roots)
+    np = sys.modules.get("numpy")
+    if np is not None:
+        pickler.array_roots.update(id(v) for v in values if type(v) is np.ndarray and not isinstance(v.base, np.ndarray))
     if len(values) == 1 and isinstance(values[0], type):
         pickler._top_level_class = values[0]
     try:

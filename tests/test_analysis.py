@@ -327,3 +327,29 @@ def test_functions_of_another_namespace_are_not_followed():
     ns = notebook("secret = 2")
     ns["f"] = elsewhere["f"]
     assert globals_reached({"f"}, ns)[0] == set()
+
+
+def test_suspended_generators_reach_the_globals_of_the_code_they_resume():
+    ns = notebook(
+        """
+        acc = []
+        other = 1
+        gen = (acc.append(i) for i in range(3))
+        def produce():
+            acc.append('p')
+            yield other
+        g2 = produce()
+        def outer():
+            k = 1
+            def g():
+                yield k + other
+            return g()
+        g3 = outer()
+        done = (i for i in [])
+        list(done)
+        """
+    )
+    assert globals_reached({"gen"}, ns) == ({"acc"}, False)
+    assert globals_reached({"g2"}, ns) == ({"acc", "other"}, False)
+    assert globals_reached({"g3"}, ns) == ({"other"}, False)
+    assert globals_reached({"done"}, ns) == (set(), False)  # finished: it runs nothing more

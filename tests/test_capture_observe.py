@@ -261,6 +261,20 @@ def test_changes_through_aliases_and_functions(kernel):
     assert kernel.value("[a, c]") == [[1, 2, 3, 4, 5], [[1, 2, 3, 4, 5]]]
 
 
+def test_code_resumed_in_generators_is_seen(kernel):
+    kernel.ok("acc = []\ngen = (acc.append(i) for i in range(3))")
+    e = run(kernel, "list(gen)")
+    assert e["changed"] == ["acc", "gen"]
+    kernel.ok("def produce():\n    acc.append('p')\n    yield 1\n    acc.append('q')\n    yield 2\ng2 = produce()")
+    e = run(kernel, "next(g2)")
+    assert e["changed"] == ["acc", "g2"]  # a generator is never stored: always a new version
+    e = run(kernel, "next(g2)")
+    assert e["changed"] == ["acc", "g2"]
+    assert kernel.value("acc") == [0, 1, 2, "p", "q"]
+    groups = kernel.inside("result = [sorted(rec.tracker.by_name[n].names) for n in ['g2', 'produce']]")
+    assert groups == [["g2"], ["produce"]]  # the function stays storable on its own
+
+
 def test_recursive_closures_and_self_referencing_objects_are_analysed_quietly(kernel):
     kernel.ok(
         "found = []\n"

@@ -400,3 +400,20 @@ def test_views_restored_with_their_base_still_share_its_memory():
     assert [x.nbytes for x in ser.buffers] == [base.nbytes]  # the view's memory is not stored twice
     alone = codec.serialize([view], {})  # without its base: a copy of just the view's elements
     assert [x.nbytes for x in alone.buffers] == [view.nbytes]
+
+
+def test_a_generator_shares_what_it_iterates_not_the_function_it_came_from(notebook):
+    ns = notebook(
+        """
+        items = [1, 2]
+        def produce(source):
+            for v in source:
+                yield v
+        gen = produce(items)
+        next(gen)
+        """
+    )
+    ser = codec.serialize([ns["gen"]], ns)
+    assert not ser.ok
+    assert id(ns["items"]) in ser.ids
+    assert id(ns["produce"]) not in ser.ids

@@ -156,6 +156,15 @@ def _callables_inside(value: Any, namespace: Mapping[str, Any], seen: set[int] |
             if isinstance(inner, (types.FunctionType, types.MethodType, functools.partial)):
                 yield from _callables_inside(inner, namespace, seen)
         return
+    if isinstance(value, (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)):
+        # A suspended generator runs more of its code when resumed (`next(gen)`).
+        frame = getattr(value, "gi_frame", None) or getattr(value, "cr_frame", None) or getattr(value, "ag_frame", None)
+        if frame is not None and frame.f_globals is namespace:
+            code = frame.f_code
+            cells = tuple(types.CellType() for _ in code.co_freevars) or None
+            yield types.FunctionType(code, frame.f_globals, closure=cells)
+            yield from _callables_among(frame.f_locals.values(), namespace, seen)
+        return
     if isinstance(value, (dict, list, tuple, set, frozenset, types.SimpleNamespace)):
         # Functions reached through a container (`ops["add"](1)`, `box.cb(2)`, `boxes[0].put()`):
         # look one level in.

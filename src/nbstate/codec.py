@@ -523,6 +523,11 @@ def _walk(values: list[Any], namespace: Mapping[str, Any], limit: int = 1_000_00
             stack.extend(c.cell_contents for c in obj.__closure__ or () if _cell_state(c)[0])
             stack.extend(obj.__defaults__ or ())
             stack.extend((obj.__kwdefaults__ or {}).values())
+        elif t is types.GeneratorType or t is types.CoroutineType or t is types.AsyncGeneratorType:
+            # What it will go on with (not the function it came from, which it does not change).
+            frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None)
+            if frame is not None:
+                stack.extend(frame.f_locals.values())
         elif np is not None and isinstance(obj, np.ndarray):  # arrays do not report references
             if obj.base is not None:
                 stack.append(obj.base)

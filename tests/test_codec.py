@@ -417,3 +417,65 @@ def test_a_generator_shares_what_it_iterates_not_the_function_it_came_from(noteb
     assert not ser.ok
     assert id(ns["items"]) in ser.ids
     assert id(ns["produce"]) not in ser.ids
+
+
+def test_classes_with_bases_metaclasses_and_abcs_round_trip(notebook):
+    ns = notebook(
+        """
+        import abc
+        class Meta(type):
+            def __new__(m, name, bases, d):
+                d['tag'] = name.lower()
+                return super().__new__(m, name, bases, d)
+        class Tagged(metaclass=Meta):
+            pass
+        class Parent:
+            def hello(self):
+                return 'parent'
+        class Child(Parent):
+            def hello(self):
+                return 'child+' + super().hello()
+        class Shape(abc.ABC):
+            @abc.abstractmethod
+            def area(self): ...
+            def twice(self):
+                return 2 * self.area()
+        class MyError(ValueError):
+            pass
+        """
+    )
+    target = fresh()
+    target.update(Meta=ns["Meta"], Parent=ns["Parent"])  # bases named by the notebook are looked up
+    (tagged,) = roundtrip([ns["Tagged"]], ns, target)
+    assert (tagged.tag, type(tagged)) == ("tagged", ns["Meta"])
+    (child,) = roundtrip([ns["Child"]], ns, target)
+    assert child().hello() == "child+parent" and child.__bases__ == (ns["Parent"],)
+    (shape,) = roundtrip([ns["Shape"]], ns, target)
+    with pytest.raises(TypeError):
+        shape()  # still abstract
+    square = type("Square", (shape,), {"area": lambda self: 4})
+    assert square().twice() == 8 and issubclass(square, shape)
+    (err,) = roundtrip([ns["MyError"]], ns, target)
+    assert issubclass(err, ValueError) and str(err("x")) == "x"
+
+
+def test_classes_their_metaclass_builds_from_the_body_are_not_stored_by_value(notebook):
+    ns = notebook(
+        """
+        import enum, typing, collections
+        class Color(enum.Enum):
+            RED = 1
+            GREEN = 2
+        class TD(typing.TypedDict):
+            k: int
+        class NT(typing.NamedTuple):
+            x: int
+        NT2 = collections.namedtuple('NT2', 'a b')
+        chosen = [Color.GREEN, NT(1), NT2(1, 2)]
+        """
+    )
+    for name, kind in [("Color", "enum"), ("TD", "TypedDict"), ("NT", "named tuple"), ("NT2", "named tuple")]:
+        ser = codec.serialize([ns[name]], ns)
+        assert not ser.ok and f"the {kind} class {name}" in ser.error, name
+    (chosen,) = roundtrip([ns["chosen"]], ns)  # their instances refer to the classes by name
+    assert chosen[0] is ns["Color"].GREEN and chosen[1] == ns["NT"](1) and chosen[2].b == 2

@@ -277,7 +277,24 @@ def _cell_state(cell: types.CellType) -> tuple[bool, Any]:
 
 
 _CLASS_SKELETON_KEYS = ("__module__", "__qualname__", "__slots__", "__doc__")
-_CLASS_DROP_KEYS = frozenset({"__dict__", "__weakref__"} | set(_CLASS_SKELETON_KEYS))
+# ``_abc_impl`` is made anew by ABCMeta when the class is made again.
+_CLASS_DROP_KEYS = frozenset({"__dict__", "__weakref__", "_abc_impl"} | set(_CLASS_SKELETON_KEYS))
+
+
+def _check_remakeable(cls: type) -> None:
+    """Classes that their metaclass builds from the class body alone (enums, TypedDicts, named
+    tuples) cannot be made again from their attributes: they are not stored by value, and their
+    cell runs again instead."""
+    import typing
+
+    kind = (
+        "enum" if isinstance(cls, enum.EnumMeta)
+        else "TypedDict" if typing.is_typeddict(cls)
+        else "named tuple" if issubclass(cls, tuple) and hasattr(cls, "_fields")
+        else None
+    )
+    if kind is not None:
+        raise pickle.PicklingError(f"the {kind} class {cls.__qualname__} defined in the notebook cannot be stored by value")
 
 
 _singletons: dict[int, tuple[types.ModuleType, Any, str]] | None = None
@@ -391,6 +408,7 @@ class _Pickler(pickle.Pickler):
     def _reduce_notebook_class(self, cls: type) -> Any:
         if self._namespace.get(cls.__qualname__) is cls and not self._by_value_class(cls):
             return _lookup_namespace, (cls.__qualname__,)
+        _check_remakeable(cls)
         skeleton = {k: cls.__dict__[k] for k in _CLASS_SKELETON_KEYS if k in cls.__dict__}
         slots = skeleton.get("__slots__", ())
         slots = (slots,) if isinstance(slots, str) else tuple(slots)

@@ -353,3 +353,51 @@ def test_suspended_generators_reach_the_globals_of_the_code_they_resume():
     assert globals_reached({"g2"}, ns) == ({"acc", "other"}, False)
     assert globals_reached({"g3"}, ns) == ({"other"}, False)
     assert globals_reached({"done"}, ns) == (set(), False)  # finished: it runs nothing more
+
+
+def test_library_objects_holding_notebook_functions():
+    ns = notebook(
+        """
+        import numpy as np
+        import threading
+        seen = []
+        def record(v):
+            seen.append(v)
+            return v
+        vrecord = np.vectorize(record)
+        worker = threading.Thread(target=record, args=(1,))
+        """
+    )
+    assert globals_reached({"vrecord"}, ns)[0] == {"seen"}
+    assert globals_reached({"worker"}, ns)[0] == {"seen"}
+    assert globals_reached({"np", "threading"}, ns)[0] == set()  # modules are not scanned
+
+
+def test_long_chains_of_objects_are_looked_into_only_a_few_levels_deep():
+    ns = notebook(
+        """
+        import sys
+        hits = []
+        class Node:
+            def __init__(self, nxt):
+                self.next = nxt
+            def touch(self):
+                return 0
+        class Hook:
+            def fire(self):
+                hits.append(1)
+        head = None
+        for _ in range(sys.getrecursionlimit() * 3):
+            head = Node(head)
+        class Holder:
+            def __init__(self, inner):
+                self.inner = inner
+        near = Holder(Holder(Hook()))
+        far = Hook()
+        for _ in range(6):
+            far = Holder(far)
+        """
+    )
+    assert globals_reached({"head"}, ns) == (set(), False)  # no RecursionError
+    assert globals_reached({"near"}, ns)[0] == {"hits"}
+    assert globals_reached({"far"}, ns)[0] == set()  # deeper than looked at

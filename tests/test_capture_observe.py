@@ -297,3 +297,20 @@ def test_recursive_closures_and_self_referencing_objects_are_analysed_quietly(ke
     assert r.stderr == ""
     assert kernel.log()[0]["changed"] == ["found"]
     assert kernel.value("found") == [2, 1, 0, "node"]
+
+
+def test_a_long_linked_structure_is_read_quietly(kernel):
+    kernel.ok(
+        "class Node:\n"
+        "    def __init__(self, nxt):\n"
+        "        self.next = nxt\n"
+        "head = None\n"
+        "for _i in range(5000):\n"
+        "    head = Node(head)\n"
+        "del _i"
+    )
+    r = kernel.ok("n = 0\nnode = head\nwhile node is not None:\n    n += 1\n    node = node.next\nn")
+    assert r.stderr == "" and r.outputs[0]["data"]["text/plain"] == "5000"
+    e = kernel.log()[0]
+    assert {"head", "n", "node"} <= set(e["examined"]) and e["error"] is None
+    assert kernel.ok("%nbstate status").stdout.count("last nbstate error") == 0

@@ -25,6 +25,8 @@ _WILDCARD_MAGICS = frozenset({"run", "load", "macro", "rerun", "recall", "autore
 
 # How many elements of a container are looked at for functions (keeps the cost per cell bounded).
 _CONTAINER_SCAN_LIMIT = 256
+# How deep into containers and objects holding other objects (a linked list) that look goes.
+_HOLDER_DEPTH = 4
 
 
 @dataclass
@@ -130,8 +132,11 @@ def _code_names(code: types.CodeType, out: set[str]) -> None:
             _code_names(const, out)
 
 
-def _callables_inside(value: Any, namespace: Mapping[str, Any], seen: set[int] | None = None) -> Iterable[types.FunctionType]:
-    """Notebook-defined functions whose code may run when ``value`` is used."""
+def _callables_inside(
+    value: Any, namespace: Mapping[str, Any], seen: set[int] | None = None, depth: int = _HOLDER_DEPTH
+) -> Iterable[types.FunctionType]:
+    """Notebook-defined functions whose code may run when ``value`` is used (looking into what
+    containers and objects hold down to ``depth`` levels)."""
     if seen is None:
         seen = set()
     if id(value) in seen:  # closures that hold themselves, objects that point at each other
@@ -140,21 +145,21 @@ def _callables_inside(value: Any, namespace: Mapping[str, Any], seen: set[int] |
     if isinstance(value, types.MethodType):
         value = value.__func__
     if isinstance(value, functools.partial):
-        yield from _callables_inside(value.func, namespace, seen)
+        yield from _callables_inside(value.func, namespace, seen, depth)
         return
     if isinstance(value, types.FunctionType):
         if value.__globals__ is namespace:
             yield value
         wrapped = getattr(value, "__wrapped__", None)
         if wrapped is not None and wrapped is not value:
-            yield from _callables_inside(wrapped, namespace, seen)
+            yield from _callables_inside(wrapped, namespace, seen, depth)
         for cell in value.__closure__ or ():
             try:
                 inner = cell.cell_contents
             except ValueError:
                 continue
             if isinstance(inner, (types.FunctionType, types.MethodType, functools.partial)):
-                yield from _callables_inside(inner, namespace, seen)
+                yield from _callables_inside(inner, namespace, seen, depth)
         return
     if isinstance(value, (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)):
         # A suspended generator runs more of its code when resumed (`next(gen)`).
@@ -163,16 +168,21 @@ def _callables_inside(value: Any, namespace: Mapping[str, Any], seen: set[int] |
             code = frame.f_code
             cells = tuple(types.CellType() for _ in code.co_freevars) or None
             yield types.FunctionType(code, frame.f_globals, closure=cells)
-            yield from _callables_among(frame.f_locals.values(), namespace, seen)
+            yield from _callables_among(frame.f_locals.values(), namespace, seen, depth)
         return
     if isinstance(value, (dict, list, tuple, set, frozenset, types.SimpleNamespace)):
         # Functions reached through a container (`ops["add"](1)`, `box.cb(2)`, `boxes[0].put()`):
         # look one level in.
         items = value.values() if isinstance(value, dict) else vars(value).values() if isinstance(value, types.SimpleNamespace) else value
-        yield from _callables_among(items, namespace, seen)
+        yield from _callables_among(items, namespace, seen, depth)
         return
     cls = value if isinstance(value, type) else type(value)
     if cls.__module__ != "__main__":
+        if not isinstance(value, (type, types.ModuleType)):
+            # A library object holding notebook code (`np.vectorize(f)`, a stored callback).
+            held = getattr(value, "__dict__", None)
+            if isinstance(held, dict):
+                yield from _callables_among(held.values(), namespace, seen, depth)
         return
     for klass in cls.__mro__:
         if klass.__module__ != "__main__":
@@ -189,15 +199,17 @@ def _callables_inside(value: Any, namespace: Mapping[str, Any], seen: set[int] |
                     yield c
     if not isinstance(value, type):
         # What an instance holds: `self.callback()`, `self.child.method()`.
-        yield from _callables_among(getattr(value, "__dict__", {}).values(), namespace, seen)
+        yield from _callables_among(getattr(value, "__dict__", {}).values(), namespace, seen, depth)
 
 
-def _callables_among(items: Iterable[Any], namespace: Mapping[str, Any], seen: set[int]) -> Iterable[types.FunctionType]:
+def _callables_among(items: Iterable[Any], namespace: Mapping[str, Any], seen: set[int], depth: int) -> Iterable[types.FunctionType]:
+    if depth <= 0:
+        return
     for i, item in enumerate(items):
         if i >= _CONTAINER_SCAN_LIMIT:
             break
         if isinstance(item, (types.FunctionType, types.MethodType, functools.partial)) or _defined_in_notebook(item):
-            yield from _callables_inside(item, namespace, seen)
+            yield from _callables_inside(item, namespace, seen, depth - 1)
 
 
 def _defined_in_notebook(value: Any) -> bool:

@@ -150,6 +150,36 @@ def test_an_internal_failure_warns_once_and_never_touches_the_cell(kernel):
     assert kernel.value("[before, x, y, z]") == [1, 41, 2, 3]
 
 
+def test_an_interrupt_during_the_checkpoint_stops_the_checkpoint_not_the_cell(kernel):
+    import threading
+    import time
+
+    kernel.ok("before = [1]")
+    kernel.inside(
+        "import time\n"
+        "rec.real_checkpoint = rec.tracker.checkpoint\n"
+        "def slow(*args, **kwargs):\n"
+        "    time.sleep(4)\n"
+        "    return rec.real_checkpoint(*args, **kwargs)\n"
+        "rec.tracker.checkpoint = slow"
+    )
+    timer = threading.Timer(1.5, kernel.km.interrupt_kernel)
+    timer.start()
+    started = time.monotonic()
+    r = kernel.run("x = 41\nprint('out')\nx + 1")
+    timer.join()
+    assert time.monotonic() - started < 3.5  # the interrupt ended the checkpoint
+    assert (r.error, r.stdout, r.outputs[0]["data"]["text/plain"]) == (None, "out\n", "42")
+    assert len(r.stderr.splitlines()) == 1 and "KeyboardInterrupt" in r.stderr
+    kernel.inside("del rec.tracker.checkpoint\ndel rec.real_checkpoint")
+    r = kernel.run("y = 2")
+    assert (r.error, r.stderr) == (None, "")
+    e = kernel.log()[0]
+    assert e["first_line"] == "y = 2" and e["created"] == ["x", "y"]
+    assert "before" in e["examined"]  # stopped anywhere: everything is looked at again
+    assert kernel.value("[before, x, y]") == [[1], 41, 2]
+
+
 def test_a_store_that_cannot_be_used_costs_one_warning(kernel):
     kernel.ok("a = [1]")
     kernel.inside("rec.store.db.close()")  # every later write to the store fails

@@ -228,11 +228,12 @@ class Recorder:
                 self._paused_until = None
                 print("nbstate: the store can be written again; checkpoints resumed.", file=sys.stderr)
             return commit
-        except Exception as exc:
+        except (Exception, KeyboardInterrupt) as exc:  # an interrupt stops the checkpoint, not the cell
             # What this cell touched, and co-variables serialized but not recorded, are looked
             # at again next time; the store holds at worst unreferenced blobs.
             names.update(self._pending)
             names.writes |= {n for n, cv in self.tracker.by_name.items() if cv.version_id is None}
+            names.everything |= isinstance(exc, KeyboardInterrupt)  # it may have stopped anywhere
             self._pending = names
             if _cannot_write(exc):
                 self._pause(exc)

@@ -355,16 +355,22 @@ def check(manifest: dict[str, Any], bundle_store: Store, cwd: Path) -> ImportChe
         if c.cell_run_id is None:
             continue
         code = bundle_store.cell_run(c.cell_run_id).code
+        first = code.strip().splitlines()[0][:60] if code.strip() else ""
         for path in files_read(code):
             if not (cwd / path).exists():
-                result.missing_files.setdefault(path, code.strip().splitlines()[0][:60] if code.strip() else "")
+                result.missing_files.setdefault(path, first)
+        for path in files_read(code, _CREATORS) - set(result.missing_files):
+            if not (cwd / path).exists():
+                result.notes.append(f"{path} is not here: if cell `{first}` is replayed, it starts from an empty {path}")
     return result
 
 
-_READERS = frozenset({"open", "read_csv", "read_parquet", "read_json", "read_excel", "read_table", "load", "loadtxt", "genfromtxt", "fromfile", "read_feather", "connect", "imread", "read_pickle"})
+_READERS = frozenset({"open", "read_csv", "read_parquet", "read_json", "read_excel", "read_table", "load", "loadtxt", "genfromtxt", "fromfile", "read_feather", "imread", "read_pickle"})
+# Calls that create their file when it is missing: replaying them works, on an empty file.
+_CREATORS = frozenset({"connect"})
 
 
-def files_read(code: str) -> set[str]:
+def files_read(code: str, calls: frozenset[str] = _READERS) -> set[str]:
     """Paths given as string literals to common file-reading calls in ``code``."""
     try:
         tree = ast.parse(code)
@@ -376,7 +382,7 @@ def files_read(code: str) -> set[str]:
             continue
         name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr if isinstance(node.func, ast.Attribute) else ""
         first = node.args[0]
-        if name in _READERS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+        if name in calls and isinstance(first, ast.Constant) and isinstance(first.value, str):
             value = first.value
             mode = node.args[1].value if len(node.args) > 1 and isinstance(node.args[1], ast.Constant) else "r"
             if name == "open" and isinstance(mode, str) and any(ch in mode for ch in "wax"):

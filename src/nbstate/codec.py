@@ -125,7 +125,9 @@ def _type_is_shareable(t: type) -> bool:
     if known is not None:
         return known
     verdict = True
-    if t in _IMMUTABLE_TYPES or issubclass(t, _IMMUTABLE_BASES) or _is_function_like(t):
+    if t in _IMMUTABLE_TYPES or t is object or issubclass(t, _IMMUTABLE_BASES) or _is_function_like(t):
+        # (a bare ``object()`` is a sentinel: functools' lru_cache keyword marker is one, shared
+        # by every cached function, sqlite3's statement caches included)
         verdict = False
     else:
         np = sys.modules.get("numpy")

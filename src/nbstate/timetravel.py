@@ -168,9 +168,12 @@ class History:
         run, commit, before = self.run(run_id)
         if commit.kind != "auto" or run.error is not None:
             return None  # the state a session started with, or a cell that raised part-way
-        inputs = frozenset(before[n] for n in run.reads if n in before)
         earlier = set(before.values())
         outputs = frozenset(vid for vid in commit.state.values() if vid not in earlier)
+        # A version can hold names the cell did not make (it joined them to an older value):
+        # their earlier versions are inputs, or the replay would not have them.
+        joined = {n for vid in outputs for n in self.version(vid).names}
+        inputs = frozenset(before[n] for n in set(run.reads) | joined if n in before)
         node = CellNode(run_id, commit.seq, replay_seconds(run.duration), inputs, outputs)
         self.cells[run_id] = node
         return node
@@ -344,7 +347,7 @@ def _obtain(
     report: CheckoutReport,
 ) -> tuple[dict[str, Any] | None, set[int], str]:
     """One target version's values: from the replay namespace when it rebuilt them, else loaded."""
-    if all(at.get(n) == v.id for n in v.names):
+    if all(at.get(n) == v.id and n in iso for n in v.names):
         values = {n: iso[n] for n in v.names}
         if v.serializable and version_fingerprint(list(values.values()), v.names, namespace) != v.fingerprint:
             if v.id not in history.unloadable:

@@ -268,14 +268,30 @@ def test_a_commit_is_one_transaction(kernel):
     kernel.inside("rec.trace = []\nrec.store.db.set_trace_callback(rec.trace.append)")
     kernel.ok("b = [1]\nc = {'k': 2}\nimport numpy as np\nd = np.ones(10)")
     trace = kernel.inside("rec.store.db.set_trace_callback(None)\nresult = rec.trace\ndel rec.trace")
-    writes = [i for i, s in enumerate(trace) if s.startswith(("INSERT", "UPDATE", "DELETE"))]
-    begins = [i for i, s in enumerate(trace) if s.startswith("BEGIN")]
-    ends = [i for i, s in enumerate(trace) if s in ("COMMIT", "ROLLBACK")]
-    assert len(begins) == 1 and len(ends) == 1 and trace[ends[0]] == "COMMIT"
-    assert writes and all(begins[0] < i < ends[0] for i in writes)
-    inserted = [trace[i].split()[2] for i in writes if trace[i].startswith("INSERT")]
-    assert inserted.count("commits") == 1 and inserted.count("cell_runs") == 1
-    assert inserted.count("var_versions") == 4
+    transactions, current, outside = [], None, []
+    for statement in trace:
+        if statement.startswith("BEGIN"):
+            current = []
+        elif statement in ("COMMIT", "ROLLBACK"):
+            transactions.append((statement, current))
+            current = None
+        elif current is not None:
+            current.append(statement)
+        else:
+            outside.append(statement)
+    assert current is None  # every transaction ended
+
+    def inserts(statements, table):
+        return [s for s in statements if s.startswith(f"INSERT INTO {table} ")]
+
+    recording = [(end, body) for end, body in transactions if inserts(body, "commits")]
+    assert len(recording) == 1
+    end, body = recording[0]
+    assert end == "COMMIT"
+    assert len(inserts(body, "commits")) == 1 and len(inserts(body, "cell_runs")) == 1
+    assert len(inserts(body, "var_versions")) == 4  # b, c, d and np, in the same transaction
+    assert not [s for s in outside if s.startswith(("INSERT", "UPDATE", "DELETE"))]  # no write outside one
+    assert kernel.inside("result = rec.last_commit.id") == kernel.log()[0]["commit"]
 
 
 def test_a_failed_record_leaves_no_trace(tmp_path, monkeypatch):

@@ -101,3 +101,19 @@ def test_cli_exports_offline_and_imports_into_a_running_kernel(start_kernel, tmp
     assert r.returncode == 0, r.stderr
     assert b.value("x") == {"v": [1, 2]}
     shutil.rmtree(tmp_path / "a" / ".nbstate")
+
+
+def test_replay_brings_back_values_a_cell_joined_to_older_ones(start_kernel, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = start_kernel(tmp_path / "a")
+    a.ok("import functools, sqlite3\ngen = (i * 2 for i in range(10))\nnext(gen)")
+    a.ok("holder = [gen]")  # one co-variable {gen, holder}, made by a cell that did not make gen
+    a.ok("con = sqlite3.connect(':memory:')\nsq = functools.lru_cache(maxsize=None)(lambda k: k * k)")
+    groups = a.value("{n: sorted(cv.names) for n, cv in __import__('nbstate').recorder_of(get_ipython()).tracker.by_name.items()}")
+    assert groups["holder"] == ["gen", "holder"]
+    assert groups["con"] == ["con"] and groups["sq"] == ["sq"]  # a shared lru_cache sentinel is no link
+    a.ok(f"%nbstate export {tmp_path / 'bundle'}")
+    b = start_kernel(tmp_path / "b")
+    b.ok(f"%nbstate import {tmp_path / 'bundle'}")
+    assert b.value("[holder[0] is gen, next(gen), sq(7)]") == [True, 2, 49]

@@ -65,8 +65,19 @@ def _fingerprint(k: PeerKernel) -> Any:
     return k.emitted("get_ipython()._nbbench.fingerprint()")[0]
 
 
+def _diff(expected: Any, got: Any) -> dict[str, Any] | None:
+    """What differs (names missing, extra, with other values, other aliasing); None if equal."""
+    if got is None:
+        return {"error": "nothing to compare"}
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fingerprint import compare  # the same module the kernels run
+
+    found = compare(expected, got)
+    return found if any(found.values()) else None
+
+
 def _same(expected: Any, got: Any) -> bool:
-    return json.dumps(expected, sort_keys=True) == json.dumps(got, sort_keys=True)
+    return _diff(expected, got) is None
 
 
 def _copy_inputs(src: Path, dst: Path) -> None:
@@ -138,6 +149,7 @@ def measure(name: str, quick: bool, workdir: Path, probe_dir: Path) -> dict[str,
             "import_s": cell.wall_s,
             "migration_s": e["export_s"] + transfer + cell.wall_s,
             "exact": got is not None and _same(source_fp, got),
+            "diff": _diff(source_fp, got),
             "error": cell.error or (cell.stderr.strip()[-300:] if "UsageError" in cell.stderr else None),
             "plan": e["said"],
             "import_said": cell.stdout.strip()[-400:],
@@ -173,6 +185,7 @@ def measure(name: str, quick: bool, workdir: Path, probe_dir: Path) -> dict[str,
             load_s=cell.wall_s,
             error=cell.error,
             exact=got is not None and _same(expected, got),
+            diff=_diff(expected, got),
             migration_local_s=dump_s + cell.wall_s,
             migration_link_s=dump_s + size / LINK_BYTES_PER_S + cell.wall_s,
         )
@@ -216,7 +229,10 @@ def render(result: dict[str, Any]) -> str:
             verdicts.append(f"{r['title']}: nbstate's local migration ({loc['migration_s']:.2f} s) is slower than the better baseline ({best:.2f} s).")
         for label, e in n.items():
             if e.get("error") or not e["exact"]:
-                verdicts.append(f"{r['title']} ({label}): import {'failed: ' + str(e['error']) if e.get('error') else 'was not exact'}.")
+                why = "failed: " + str(e["error"]) if e.get("error") else f"was not exact: {e.get('diff')}"
+                verdicts.append(f"{r['title']} ({label}): import {why}.")
+        if not d.get("error") and not d.get("exact"):
+            verdicts.append(f"{r['title']}: dill's restore was not exact either: {d.get('diff')}.")
     lines += [
         "",
         "Targets (migration issue): restore at least 90% faster than rerunning on compute-heavy notebooks, and never slower "

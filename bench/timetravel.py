@@ -93,9 +93,11 @@ def render(result: dict) -> str:
     lines += [
         "",
         "Target (time-travel issue): undo of a small change well under 100 ms whatever the size of the rest.",
-        "The raw read is usually served from the page cache (the file was just written), so it is a",
-        "floor, not the disk's speed. No peer is in this table yet: the Kishu comparison belongs to",
-        "the peer harness.",
+        "Buffers of 64 MiB or more come back as a copy-on-write mapping of the store (bytes are read",
+        "when first touched, and verified in the background), so undoing a change to a large array",
+        "returns before its bytes are read: that is why undo-big beats the raw read for 1 GiB and up.",
+        "The raw read comes right after the file was written, mostly from the page cache. Checkout",
+        "against Kishu on the same notebooks is in the peers section.",
     ]
     return "\n".join(lines)
 

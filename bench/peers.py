@@ -76,7 +76,7 @@ class Config:
 
 # The caps keep a run within its time budget when a system is many times slower than the
 # notebook itself; a stopped run is reported as such, and compared on the cells it ran.
-FULL = Config(quick=False, targets=10, run_cap_s=300, checkout_cap_s=100)
+FULL = Config(quick=False, targets=10, run_cap_s=240, checkout_cap_s=90)
 QUICK = Config(quick=True, targets=4, run_cap_s=30, checkout_cap_s=15)
 
 
@@ -752,6 +752,8 @@ def summarize(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "store": get("store_bytes").get("value"),
                 "checkout": get("checkout_median_s").get("value"),
                 "latest": get("checkout_to_latest_median_s").get("value"),
+                "checkout_failed": get("checkout_median_s").get("failed"),
+                "latest_failed": get("checkout_to_latest_median_s").get("failed"),
                 "exact": (exact.get("value"), exact.get("of")) if exact else None,
                 "mismatches": exact.get("mismatches", []) if exact else [],
                 "error": get("error").get("value"),
@@ -771,6 +773,13 @@ def _exact(e: tuple[int, int] | None) -> str:
     if e is None or e[1] is None:
         return "-"
     return f"{e[0]}/{e[1]}" if e[0] == e[1] else f"**{e[0]}/{e[1]}**"
+
+
+def _co(median: float | None, failed: int | None) -> str:
+    """A median checkout time, or why there is none."""
+    if median is None:
+        return "all failed" if failed else "-"
+    return _s(median) + (f" ({failed} failed)" if failed else "")
 
 
 def _time(x: dict[str, Any]) -> str:
@@ -829,8 +838,10 @@ def render_markdown(result: dict[str, Any], figures: dict[str, str]) -> str:
         lines.append(
             f"| {WORKLOADS[w].title} | {u['cells_run'][1] if u['cells_run'] else '-'} | {_s(u['total'])} / {_s(r['total'])} | "
             f"{_time(n)} / {_time(k)} / {_time(d)} / {_time(r)} | {_store(n)} / {_store(k)} / {_store(d)} | "
-            f"{_s(n['checkout'])} / {_s(k['checkout'])} / {_s(d['checkout'])} / {_s(r['checkout'])} | "
-            f"{_s(n['latest'])} / {_s(k['latest'])} / {_s(d['latest'])} / {_s(r['latest'])} | "
+            + " / ".join(_co(x["checkout"], x["checkout_failed"]) for x in (n, k, d, r))
+            + " | "
+            + " / ".join(_co(x["latest"], x["latest_failed"]) for x in (n, k, d, r))
+            + " | "
             f"{_exact(n['exact'])} / {_exact(k['exact'])} / {_exact(d['exact'])} / {_exact(r['exact'])} |"
         )
     lines += [
@@ -879,10 +890,19 @@ def render_markdown(result: dict[str, Any], figures: dict[str, str]) -> str:
     for w, row in summary.items():
         n, k = row["nbstate"], row["kishu"]
         verdicts = []
-        t = n["pct"] / 100 if n["pct"] is not None and n["complete"] else None
-        verdicts.append(
-            _verdict(t, t is not None and t <= TIME_RATIO, f"{t:.2f}x" if t is not None else None)
-        )
+        t = n["pct"] / 100 if n["pct"] is not None else None
+        if t is not None and not n["complete"]:
+            # Stopped at the cap: the cells it ran are evidence of a miss, never of a pass.
+            shown = f"{t:.2f}x on the {n['cells_run'][0]} cells it ran before the cap"
+            verdicts.append(
+                _verdict(t, False, shown) if t > TIME_RATIO else "not measured (stopped at the cap)"
+            )
+        else:
+            verdicts.append(
+                _verdict(
+                    t, t is not None and t <= TIME_RATIO, f"{t:.2f}x" if t is not None else None
+                )
+            )
         rs = _ratio(n["store"], k["store"])
         note = (
             f" (Kishu ran {k['cells_run'][0]} of {k['cells_run'][1]} cells)"
@@ -952,23 +972,23 @@ def explain(result: dict[str, Any], summary: dict[str, dict[str, Any]]) -> list[
                     f"{s}: {len(x['failed'])} cell(s) raised: "
                     + "; ".join(f"cell {f['cell']}: {f['error'][:120]}" for f in x["failed"][:3])
                 )
-            shown: set[str] = set()
+            groups: dict[str, list[int]] = {}
             for mm in x["mismatches"]:
+                if mm.get("error"):  # what is missing then follows from the error
+                    groups.setdefault(f"error {mm['error']}", []).append(mm["cell"])
+                    continue
                 what = ", ".join(
                     f"{k} {v}" for k, v in mm.items() if k not in ("cell", "aliases") and v
                 )
                 if mm.get("aliases"):
-                    what += (
-                        ", " if what else ""
-                    ) + f"aliasing {mm['aliases'][0]} became {mm['aliases'][1]}"
-                if what in shown:
-                    continue
-                shown.add(what)
-                same = [
-                    str(o["cell"]) for o in x["mismatches"] if o is not mm and _same_miss(o, mm)
-                ]
+                    what += (", " if what else "") + (
+                        f"aliasing {mm['aliases'][0]} became {mm['aliases'][1]}"
+                    )
+                groups.setdefault(what, []).append(mm["cell"])
+            for what, at in groups.items():
+                cells = ", ".join(str(c) for c in sorted(set(at)))
                 facts.append(
-                    f"{s}: checkout to cell {mm['cell']}{' (also ' + ', '.join(same) + ')' if same else ''} not exact: {what}"
+                    f"{s}: {len(at)} checkout(s) not exact, restoring cell(s) {cells}: {what}"
                 )
         nb = runs.get("nbstate", {})
         base = baseline_walls(runs)
@@ -1048,16 +1068,21 @@ def plot(result: dict[str, Any], suffix: str) -> dict[str, Path]:
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.8 * n), squeeze=False)
     for ax, w in zip(axes[:, 0], workloads, strict=True):
         for s in ("untracked", "nbstate", "kishu", "dill"):
-            cells = result["runs"][w].get(s, {}).get("cells") or []
-            if cells:
+            if s == "untracked":
+                walls = baseline_walls(result["runs"][w])
+                label = "untracked (mean of 2 runs)"
+            else:
+                walls = [c["wall_s"] for c in result["runs"][w].get(s, {}).get("cells") or []]
+                label = LABELS[s]
+            if walls:
                 ax.plot(
-                    range(len(cells)),
-                    [max(c["wall_s"], 1e-4) for c in cells],
+                    range(len(walls)),
+                    [max(x, 1e-4) for x in walls],
                     "o-",
                     ms=3,
                     lw=1,
                     color=COLORS[s],
-                    label=LABELS[s],
+                    label=label,
                 )
         ax.set_yscale("log")
         ax.set_title(f"{WORKLOADS[w].title}: wall time of each cell", fontsize=10)
@@ -1159,8 +1184,15 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
         default=None,
         help="where notebooks, data and stores go (default: a temporary directory)",
     )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="measure nothing: rebuild the figures and the RESULTS.md section from the recorded JSON",
+    )
     args = parser.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
+    if args.render:
+        return render_recorded(RESULTS_DIR / ("peers-quick.json" if args.quick else "peers.json"))
     cfg = QUICK if args.quick else FULL
     workloads = args.workloads or list(WORKLOADS)
     systems = [s for s in SYSTEMS if args.systems is None or s in args.systems]
@@ -1250,16 +1282,42 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
         "records": records,
         "runs": runs,
     }
+    publish(result, suffix, canonical)
+    return 0
+
+
+def publish(result: dict[str, Any], suffix: str, canonical: bool) -> None:
+    """Write the JSON and the figures; the RESULTS.md section too for a canonical run."""
+    m = result["machine"]
+    for r in result["records"]:
+        r["date"] = result["date"]
+        r["machine"] = f"{m['cpu_model']}, {m['cpu_count']} CPUs, {m['mem_total_gb']} GB"
+        r["python"] = m["python"]
     RESULTS_DIR.mkdir(exist_ok=True)
     figures = plot(result, suffix)
     rel = {title: os.path.relpath(p, RESULTS_MD.parent) for title, p in figures.items()}
     section = render_markdown(result, rel)
     print(section)
+    json_name = result["json_name"]
     (RESULTS_DIR / json_name).write_text(json.dumps(result, indent=1, default=str) + "\n")
     _log(f"wrote bench/results/{json_name} and {', '.join(p.name for p in figures.values())}")
     if canonical:
         write_section(section)
         _log("regenerated the peers section of bench/RESULTS.md")
+
+
+def render_recorded(path: Path) -> int:
+    """Recompute records, figures and the section from a recorded run (no kernel started)."""
+    result = json.loads(path.read_text())
+    for runs in result["runs"].values():
+        for run in runs.values():
+            run["fingerprints"] = {int(k): v for k, v in (run.get("fingerprints") or {}).items()}
+    result["records"] = []
+    for name in result["workloads"]:
+        result["records"] += build_records(name, result["runs"][name], result["versions"])
+    canonical = result["json_name"] == "peers.json"
+    suffix = "" if canonical else "-quick" if result["quick"] else "-partial"
+    publish(result, suffix, canonical)
     return 0
 
 

@@ -1171,7 +1171,9 @@ def write_section(section: str) -> None:
 def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.peers", description=BENCHMARK)
     parser.add_argument(
-        "--quick", action="store_true", help="small data, 6 checkout targets (a few minutes)"
+        "--quick",
+        action="store_true",
+        help="200k-row EDA and smaller notebooks, 4 checkout targets, 30 s caps (about 5 minutes)",
     )
     parser.add_argument(
         "--workloads", nargs="+", choices=list(WORKLOADS), default=None, help="default: all"

@@ -367,6 +367,10 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, type) and obj.__module__ == "__main__":
             return self._reduce_notebook_class(obj)
         np = sys.modules.get("numpy")
+        if np is not None and t is np.ndarray and obj.dtype == object and obj.size >= _STR_ARRAY_MIN:
+            packed = _pack_str_array(obj)
+            if packed is not None:
+                return packed
         if np is not None and t is np.ndarray:
             root = obj
             while isinstance(root.base, np.ndarray):
@@ -448,12 +452,49 @@ def serialize(values: list[Any], namespace: Mapping[str, Any]) -> Serialized:
         objects = {id(obj): obj for obj in _walk(values, namespace)}
         return Serialized(error=_describe_failure(exc), ids=set(objects), objects=objects)
     exempt = pickler.exempt
+    skip = _ATOMS
     objects = {
-        oid: obj for oid, (_, obj) in pickler.memo.copy().items() if oid not in exempt and _is_shareable(obj, namespace)
+        oid: obj
+        for oid, (_, obj) in pickler.memo.copy().items()
+        if type(obj) not in skip and oid not in exempt and _is_shareable(obj, namespace)
     }
     objects.update(view_roots)
     del pickler
     return Serialized(stream=out.getvalue(), buffers=buffers, ids=set(objects), objects=objects)
+
+
+# The most common objects a pickle memoizes, none of which can carry shared mutable state:
+# checked by type first, so a column of a million strings costs a set lookup per string.
+_ATOMS = frozenset({str, bytes, int, float, bool, complex, type(None), tuple, frozenset})
+
+# Object arrays of at least this many elements that hold only ``str`` (pandas' object columns)
+# are stored as one UTF-8 buffer: pickle would memoize every string, and that memo, not the
+# pickling, is what costs (seconds per million strings). The buffer goes out of band and is
+# chunked like any other, so an unchanged column is recognized by its hash.
+_STR_ARRAY_MIN = 1024
+_SEPARATORS = ("\x1f", "\x00", "\x1e")
+
+
+def _pack_str_array(arr: Any) -> tuple | None:
+    order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+    items = arr.ravel(order=order).tolist()
+    if set(map(type, items)) != {str}:
+        return None
+    for sep in _SEPARATORS:
+        joined = sep.join(items)
+        if joined.count(sep) == len(items) - 1:
+            data = joined.encode("utf-8", "surrogatepass")
+            return _unpack_str_array, (pickle.PickleBuffer(data), sep, arr.shape, order)
+    return None
+
+
+def _unpack_str_array(data: Any, sep: str, shape: tuple, order: str) -> Any:
+    import numpy as np
+
+    items = bytes(data).decode("utf-8", "surrogatepass").split(sep)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out.reshape(shape, order=order)
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -242,3 +242,33 @@ def globals_reached(names: Iterable[str], namespace: Mapping[str, Any]) -> tuple
                         visited_names.add(n)
                         work.append(n)
     return found, wildcard
+
+
+# Calls whose effects reach outside the kernel: replaying a cell that makes them does it again.
+_WRITING_METHODS = frozenset({"write", "writelines", "to_csv", "to_parquet", "to_excel", "to_json", "to_pickle", "to_sql", "savefig", "save", "dump", "unlink", "rmtree", "mkdir", "commit", "executemany", "sendall", "post"})
+_SQL_WRITES = ("insert", "update", "delete", "create", "drop", "alter", "replace")
+
+
+def side_effects(source: str) -> list[str]:
+    """What a cell does outside the kernel that a replay would do again (a best guess from its
+    syntax: files opened for writing, writing methods, SQL that changes data)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name == "open" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+            mode = node.args[1].value
+            if isinstance(mode, str) and any(ch in mode for ch in "wax+"):
+                found.append(f"open(..., {mode!r})")
+        elif name == "execute" and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            if node.args[0].value.lstrip().lower().startswith(_SQL_WRITES):
+                found.append(f"execute({node.args[0].value.split()[0].upper()} ...)")
+        elif isinstance(func, ast.Attribute) and name in _WRITING_METHODS:
+            found.append(f".{name}()")
+    return sorted(set(found))

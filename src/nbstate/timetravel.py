@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import codec
+from .analysis import side_effects
 from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
 from .state import LiveCoVariable, load_version_with_ids, version_fingerprint
 from .store import Commit, Store, StoreError, VariableVersion
@@ -304,6 +305,12 @@ def _execute(
             values, _ = _load(store, v, iso, ChainMap(iso, kept))
             iso.update(values)
             at.update({n: u for n in v.names})
+        effects = side_effects(run.code)
+        if effects:
+            report.warnings.append(
+                f"replayed cell [{run.execution_count}] again did what reaches outside the kernel "
+                f"({', '.join(effects)}): files or databases it writes may now hold that twice"
+            )
         try:
             code = compile(transform(run.code), f"<nbstate replay of cell [{run.execution_count}]>", "exec")
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

@@ -17,15 +17,19 @@ class _Extension:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.recorder: Any = None
+        self.error: str | None = None  # why nothing records, when the store could not be opened
 
     def start(self, store: str | None = None, notebook: str | None = None) -> Any:
+        """Record into ``store``; when it cannot be opened, raise and keep recording as before."""
         from .capture import Recorder
 
+        recorder = Recorder(self.shell, store_location=store, notebook=notebook)
         if self.recorder is not None:
             self.recorder.unregister()
-        self.recorder = Recorder(self.shell, store_location=store, notebook=notebook)
-        self.recorder.register()
-        return self.recorder
+        self.recorder = recorder
+        self.error = None
+        recorder.register()
+        return recorder
 
     def stop(self) -> None:
         if self.recorder is not None:
@@ -43,8 +47,24 @@ def load_ipython_extension(shell: Any) -> None:
         return
     ext = _Extension(shell)
     _extensions[id(shell)] = ext
-    ext.start()
     shell.register_magics(NbstateMagics(shell, ext))
+    try:
+        ext.start()
+    except Exception as exc:  # a store that cannot be used must not stop the kernel or its cells
+        ext.error = describe_failure(exc)
+        import sys
+
+        hint = "" if "init --store" in ext.error else " `%nbstate init --store PATH` records into another store."
+        print(f"nbstate: not recording in this kernel: {ext.error} Your cells run normally.{hint}", file=sys.stderr)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line saying why a store cannot be used (a StoreError's message says what to do)."""
+    from .store import StoreError
+
+    text = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if text.endswith(".") else text + "."
 
 
 def unload_ipython_extension(shell: Any) -> None:

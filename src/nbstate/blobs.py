@@ -100,6 +100,68 @@ def split_stream(buf: bytes | memoryview) -> Iterator[Chunk]:
         yield Chunk(digest(piece), piece)
 
 
+# How many bytes of a pickle stream StreamChunker holds before it cuts them (it keeps the last,
+# unfinished chunk): the stream of a large value never sits whole in memory.
+STREAM_WINDOW = 4 << 20
+
+
+class StreamChunker:
+    """A write-only file for a pickle stream that cuts it, as it arrives, into exactly the chunks
+    ``split_stream`` would cut the whole stream into: FastCDC boundaries depend only on the bytes
+    from the start of a chunk, so every chunk but the last of a window is final. Each batch of
+    finished chunks goes to ``on_chunks`` (their data is valid during the call only); ``hashes``
+    and ``length`` describe the whole stream once ``close`` has run."""
+
+    def __init__(self, on_chunks: Callable[[list[Chunk]], object] | None = None, window: int = STREAM_WINDOW) -> None:
+        self._buf = bytearray()
+        self._on_chunks = on_chunks
+        self._window = max(window, 2 * CDC_MAX, CHUNK_SIZE + 1)
+        self.length = 0
+        self.hashes: list[str] = []
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else memoryview(data)
+        n = len(view)
+        # A large write (pickle hands big bytes and str payloads over directly) goes in by pieces,
+        # so that the buffer never holds much more than a window.
+        for start in range(0, n, self._window):
+            self._buf += view[start : start + self._window]
+            if len(self._buf) >= self._window:
+                self._cut(final=False)
+        self.length += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._cut(final=True)
+            self.closed = True
+
+    def _cut(self, final: bool) -> None:
+        view = memoryview(self._buf)
+        try:
+            if _CDC is None or (final and self.length <= CDC_MIN and len(view) == self.length):
+                step = CHUNK_SIZE
+                bounds = [(i, min(step, len(view) - i)) for i in range(0, len(view), step)]
+                if not final and bounds and bounds[-1][1] < step:
+                    bounds.pop()
+            else:
+                bounds = [(c.offset, c.length) for c in _CDC.cut_buf(view)]
+                if not final:
+                    bounds.pop()
+            if final and not bounds and self.length == 0:
+                bounds = [(0, 0)]
+            chunks = [Chunk(digest(view[o : o + n]), view[o : o + n]) for o, n in bounds]
+            self.hashes.extend(c.hash for c in chunks)
+            if chunks and self._on_chunks is not None:
+                self._on_chunks(chunks)
+            done = bounds[-1][0] + bounds[-1][1] if bounds else 0
+            del chunks
+        finally:
+            view.release()
+        del self._buf[:done]
+
+
 def stream_cut() -> str:
     """How this installation cuts pickle streams (recorded in each manifest)."""
     return f"cdc-{CDC_MIN >> 10}-{CDC_AVG >> 10}-{CDC_MAX >> 10}" if _CDC is not None else "fixed"
@@ -182,7 +244,7 @@ class BlobFiles:
         self.root = root / "objects"
         self.packs = self.root / "packs"
         if create:
-            self.packs.mkdir(parents=True, exist_ok=True)
+            self.packs.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lookup: Lookup = lookup or _no_index
         self.fsync = fsync
         self._seen: set[str] = set()  # named by the index (committed)
@@ -287,9 +349,10 @@ class BlobFiles:
             return
         self.sync()
         self._close_pack()
-        self.packs.mkdir(parents=True, exist_ok=True)
+        self.packs.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = f"pack-{secrets.token_hex(8)}.pack"
-        f = open(self.packs / name, "xb")  # noqa: SIM115 - kept open for appending
+        # Readable by its owner only (values may be private); kept open for appending.
+        f = os.fdopen(os.open(self.packs / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600), "wb")
         f.write(PACK_MAGIC)
         self._pack, self._pack_file = name, f
 
@@ -327,6 +390,8 @@ class BlobFiles:
         if f is None or not self._dirty:
             return
         try:
+            if os.fstat(f.fileno()).st_nlink == 0:  # the pack was deleted under us: its bytes are lost
+                raise BlobError(f"pack {self._pack} was deleted while this process appended to it")
             f.flush()
             if self.fsync:
                 (getattr(os, "fdatasync", None) or os.fsync)(f.fileno())

@@ -27,12 +27,18 @@ from .analysis import CellNames, globals_reached, names_in_source, names_in_tree
 from .blobs import Chunk, digest
 from .notebook import CodeState
 from .state import LiveCoVariable, Tracker
-from .store import DEFAULT_NOTEBOOK, Commit, PendingCommit, Store
+from .store import DEFAULT_NOTEBOOK, Commit, PendingCommit, Store, StoreError
 
 # IPython's own names: never user state, whatever they hold.
 _IPYTHON_NAMES = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh", "_dh", "_exit_code", "exit", "quit", "get_ipython"})
 _OUTPUT_CACHE = re.compile(r"_i?\d+\Z")
 _OWN_MAGIC = re.compile(r"\s*(%nbstate\b|%(re)?load_ext\s+nbstate\b|%unload_ext\s+nbstate\b)")
+# IPython's own objects that IPython (and every %-magic) needs in the namespace: a cell that
+# removes them (``globals().clear()``) gets them back, one that rebinds them is told how to undo it.
+_IPYTHON_OWN = ("get_ipython", "In", "Out", "_ih", "_oh", "_dh", "exit", "quit")
+# Names a user may well write (``_`` as a throwaway): assigning them is not worth a note.
+_THROWAWAY = frozenset({"_", "__", "___"})
+_RESET = re.compile(r"\s*%reset\b(?!_)")
 
 
 def default_store_location(cwd: str | None = None) -> str:
@@ -98,6 +104,10 @@ class Recorder:
         self._identities: dict[str, int] = {}
         self._warned = False
         self._paused_until: float | None = None
+        self._disabled: str | None = None  # why checkpoints stopped for good (a damaged database)
+        self._never_user: set[str] = set()  # names that are IPython's whatever they hold
+        self._noted: set[str] = set()  # IPython names the user was told about
+        self.last_deleted: list[str] = []
         self.last_error: str | None = None
         self.last_commit: Commit | None = None
         self._transformer = _NameRecorder(self)
@@ -158,13 +168,69 @@ class Recorder:
         duration = time.time() - self._started
         error = result.error_in_exec or result.error_before_exec
         error_text = None if error is None else f"{type(error).__name__}: {error}"
-        self.commit(
+        written = set(self._pending.writes)
+        self.last_deleted = []
+        commit = self.commit(
             code=self._raw_cell,
             execution_count=getattr(result, "execution_count", None),
             started=self._started,
             duration=duration,
             error=error_text,
         )
+        try:
+            self._check_ipython_names(written)
+            if commit is not None and self.last_deleted and _RESET.match(self._raw_cell):
+                _say(
+                    f"nbstate: %reset removed {len(self.last_deleted)} variable(s); "
+                    "`%nbstate undo` brings them back."
+                )
+        except Exception as exc:  # pragma: no cover - defensive: never disturb the cell
+            self.report(exc)
+
+    def _check_ipython_names(self, written: set[str]) -> None:
+        """IPython's own names: put back those a cell removed (IPython's magics need them), and
+        say once per name that a rebound one is not recorded and how to get IPython's back."""
+        hidden = getattr(self.shell, "user_ns_hidden", {})
+        restored, rebound = [], []
+        for name in _IPYTHON_OWN:
+            own = hidden.get(name, _MISSING)
+            if own is _MISSING:
+                continue
+            current = self.namespace.get(name, _MISSING)
+            if current is own:
+                continue
+            if current is _MISSING:
+                self.namespace[name] = own
+                restored.append(name)
+            elif name not in self._noted:
+                rebound.append(name)
+        history = sorted(
+            n for n in written
+            if n not in _THROWAWAY and n not in self._noted and n not in rebound
+            and (n in _IPYTHON_NAMES or _OUTPUT_CACHE.match(n)) and n not in _IPYTHON_OWN
+        )
+        if restored:
+            _say(
+                f"nbstate: this cell removed IPython's own {', '.join(restored)}; "
+                f"{'it was' if len(restored) == 1 else 'they were'} put back, "
+                "since IPython's magics (%nbstate included) need them. "
+                "Variables the cell removed are recorded as deleted: `%nbstate undo` brings them back."
+            )
+        if rebound:
+            self._noted.update(rebound)
+            _say(
+                f"nbstate: {', '.join(rebound)} {'is' if len(rebound) == 1 else 'are'} IPython's own "
+                f"name{'s' if len(rebound) > 1 else ''}, which nbstate never records: undo and checkout leave "
+                f"{'it' if len(rebound) == 1 else 'them'} as it is now. Keep your value under another name; "
+                f"`del {', '.join(rebound)}` gives IPython's back."
+            )
+        if history:
+            self._noted.update(history)
+            _say(
+                f"nbstate: {', '.join(history)} {'is a name' if len(history) == 1 else 'are names'} of IPython's "
+                "input and output history, which IPython rebinds after cells and nbstate never records; "
+                "keep your value under another name."
+            )
 
     # --- the checkpoint ------------------------------------------------------------------------
 
@@ -175,7 +241,16 @@ class Recorder:
         return hidden is _MISSING or self.namespace.get(name, _MISSING) is not hidden
 
     def user_names(self) -> set[str]:
-        return {n for n in self.namespace if self.is_user_name(n)}
+        # IPython adds `_iN` (and `_N`) after every cell: names whose form alone makes them
+        # IPython's are set aside once, so a long session does not pay for them at every cell.
+        never = self._never_user
+        out = set()
+        for n in self.namespace.keys() - never:
+            if n in _IPYTHON_NAMES or (n.startswith("__") and n.endswith("__")) or _OUTPUT_CACHE.match(n):
+                never.add(n)
+            elif self.is_user_name(n):
+                out.add(n)
+        return out
 
     def commit(
         self,
@@ -189,6 +264,8 @@ class Recorder:
         message: str | None = None,
     ) -> Commit | None:
         """Checkpoint what changed since the last commit; never raises."""
+        if self._disabled is not None:
+            return None
         if self._paused_until is not None and time.monotonic() < self._paused_until:
             return None  # the store cannot be written; what cells touch accumulates in _pending
         t0 = time.perf_counter()
@@ -224,6 +301,7 @@ class Recorder:
             _assign_version_ids(cp.new, commit)
             self._identities = {n: id(self.namespace[n]) for n in user}
             self.last_commit = commit
+            self.last_deleted = list(cp.deleted)
             if self._paused_until is not None:
                 self._paused_until = None
                 print("nbstate: the store can be written again; checkpoints resumed.", file=sys.stderr)
@@ -235,11 +313,22 @@ class Recorder:
             names.writes |= {n for n, cv in self.tracker.by_name.items() if cv.version_id is None}
             names.everything |= isinstance(exc, KeyboardInterrupt)  # it may have stopped anywhere
             self._pending = names
-            if _cannot_write(exc):
+            if _damaged(exc):
+                self._disable(exc)
+            elif _cannot_write(exc):
                 self._pause(exc)
             else:
                 self.report(exc)
             return None
+
+    def _disable(self, exc: BaseException) -> None:
+        """The store's database is damaged: stop checkpointing for this session, say so once."""
+        from .store import damaged_database_message
+
+        why = str(exc) if isinstance(exc, StoreError) else damaged_database_message(self.store.root, exc)
+        self._disabled = why
+        self.last_error = why
+        _say(f"nbstate: checkpoints are off for this session: {why} Your cells run normally.")
 
     def _pause(self, exc: BaseException) -> None:
         first = self._paused_until is None
@@ -309,6 +398,24 @@ class Recorder:
 _MISSING = object()
 # How long checkpoints wait after the store could not be written (disk full, read-only).
 PAUSE_SECONDS = 30.0
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, file=sys.stderr)
+    except Exception:  # pragma: no cover - no usable stderr
+        pass
+
+
+def _damaged(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store's database is damaged (not merely busy or read-only)."""
+    import sqlite3
+
+    from .store import DamagedStore, _is_corruption
+
+    if isinstance(exc, DamagedStore):
+        return True
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) and _is_corruption(exc)
 
 
 def _cannot_write(exc: BaseException) -> bool:

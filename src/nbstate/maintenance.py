@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -207,7 +208,7 @@ def format_du(u: DiskUsage, top: int = 20) -> str:
 
 @dataclass
 class Problem:
-    kind: str  # missing blob | truncated blob | damaged blob | dangling ref | dangling parent | missing version | missing code
+    kind: str  # damaged database | missing blob | truncated blob | damaged blob | dangling ref | dangling parent | missing version
     what: str  # the blob, ref, commit or version
     detail: str
 
@@ -247,6 +248,20 @@ def fsck(store: Store) -> FsckReport:
     reference: refs and HEADs to commits, commits to parents, versions and code blobs,
     versions to blobs."""
     report = FsckReport()
+    try:
+        checked = [r[0] for r in store.db.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        checked = [str(exc)]
+    if checked != ["ok"]:
+        report.problems.append(Problem("damaged database", "nbstate.sqlite", "; ".join(checked[:5])))
+    try:
+        _fsck_contents(store, report)
+    except sqlite3.DatabaseError as exc:  # the rows themselves cannot all be read
+        report.problems.append(Problem("damaged database", "nbstate.sqlite", f"reading it failed: {exc}"))
+    return report
+
+
+def _fsck_contents(store: Store, report: FsckReport) -> None:
     commits = _commits(store)
     versions = _version_rows(store)
     index = _index(store)
@@ -296,7 +311,6 @@ def fsck(store: Store) -> FsckReport:
         report.problems.append(problem)
         if h in needed:
             report.affected[h] = sorted(set(needed[h]))
-    return report
 
 
 def _check_blob(blobs: BlobFiles, loc: Location) -> Problem | None:
@@ -339,7 +353,13 @@ def format_fsck(r: FsckReport) -> str:
         more = len(r.affected.get(p.what, [])) - 5
         if more > 0:
             lines.append(f"      ... and {more} more")
-    lines.append("Values held in damaged blobs are rebuilt by replaying their cells at checkout, where possible.")
+    if any(p.kind == "damaged database" for p in r.problems):
+        lines.append(
+            "The database is damaged: nbstate cannot repair it. Keep a copy, then move the store aside to start "
+            "a new one (`sqlite3 nbstate.sqlite .recover` may save part of its history)."
+        )
+    if any(p.kind.endswith("blob") for p in r.problems):
+        lines.append("Values held in damaged blobs are rebuilt by replaying their cells at checkout, where possible.")
     return "\n".join(lines)
 
 

@@ -63,11 +63,62 @@ CREATE TABLE IF NOT EXISTS reflog (
     id INTEGER PRIMARY KEY, notebook_id TEXT NOT NULL, created REAL NOT NULL, action TEXT NOT NULL,
     old_branch TEXT, old_commit TEXT, new_branch TEXT, new_commit TEXT);
 CREATE INDEX IF NOT EXISTS commits_by_run ON commits(cell_run_id);
+CREATE INDEX IF NOT EXISTS commits_by_seq ON commits(seq);
 """
 
 
 class StoreError(Exception):
     """The store cannot be opened or used as asked; the message says what to do."""
+
+
+class DamagedStore(StoreError):
+    """The store's database cannot be read: it is truncated, overwritten or otherwise damaged."""
+
+
+def damaged_database_message(root: Path, why: object) -> str:
+    return (
+        f"the store's database {root / 'nbstate.sqlite'} is damaged ({why}): its history cannot be read, "
+        f"and nothing was changed. `nbstate fsck --store {root}` shows what is still readable. To go on "
+        f"recording, move the store aside (`mv {root} {root}.damaged`) or choose another one "
+        "(NBSTATE_STORE, or `%nbstate init --store PATH`)."
+    )
+
+
+def check_database_file(root: Path) -> None:
+    """Raise DamagedStore when ``nbstate.sqlite`` is visibly cut short or emptied.
+
+    SQLite reads a truncated database without complaint until a query reaches a missing page, and
+    opens an empty file as a new, empty database: that would start a new history beside the old
+    packs. The header's page count is compared with the file's size only when no write-ahead log
+    holds newer pages (the log may hold the pages a crash left uncopied)."""
+    db = root / "nbstate.sqlite"
+    wal = root / "nbstate.sqlite-wal"
+    try:
+        size = db.stat().st_size
+        wal_size = wal.stat().st_size if wal.exists() else 0
+    except OSError:
+        return
+    if wal_size:
+        return
+    if size == 0:
+        packs = root / "objects" / "packs"
+        n = sum(1 for p in packs.iterdir() if p.suffix == ".pack") if packs.is_dir() else 0
+        if n:
+            raise DamagedStore(damaged_database_message(root, f"the file is empty but {n} pack file(s) hold blobs: it was truncated or replaced"))
+        return
+    try:
+        with open(db, "rb") as f:
+            header = f.read(100)
+    except OSError:
+        return
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise DamagedStore(damaged_database_message(root, "it is not an SQLite database"))
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid = header[24:28] == header[92:96]  # the in-header size is trusted only then
+    if valid and pages and size < pages * page_size:
+        raise DamagedStore(damaged_database_message(root, f"the file is {size} bytes, its header says {pages * page_size}: it was cut short"))
 
 
 @dataclass
@@ -156,22 +207,52 @@ class PendingCommit:
 class Store:
     """An nbstate store on the local file system."""
 
-    def __init__(self, root: str | os.PathLike[str], read_only: bool = False, immutable: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike[str], read_only: bool = False, immutable: bool = False, check_file: bool = True) -> None:
         """Open (creating when needed) the store at ``root``. ``read_only`` opens an existing store
         for reading without taking any lock; ``immutable`` also promises nobody writes it (a
-        bundle), which lets SQLite skip locking altogether."""
+        bundle), which lets SQLite skip locking altogether. ``check_file=False`` (with
+        ``read_only``) reads a database that looks cut short anyway, as fsck does."""
         self.root = Path(root).expanduser()
         if read_only or immutable:
-            self._open_read_only(immutable)
+            self._open_read_only(immutable, check_file)
             return
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.root.exists():
+                self.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # readable by its owner only
         except OSError as exc:
             raise StoreError(
                 f"cannot create the store directory {self.root}: {exc.strerror}. "
                 "Choose another location with NBSTATE_STORE or `%nbstate init --store PATH`."
             ) from None
-        self.db = sqlite3.connect(self.root / "nbstate.sqlite", timeout=30, isolation_level=None, check_same_thread=False)
+        if not self.root.is_dir():
+            raise StoreError(
+                f"{self.root} is not a directory, so it cannot be a store. "
+                "Choose another location with NBSTATE_STORE or `%nbstate init --store PATH`."
+            )
+        check_database_file(self.root)
+        created = not (self.root / "nbstate.sqlite").exists()
+        try:
+            self.db = sqlite3.connect(self.root / "nbstate.sqlite", timeout=30, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store's database {self.root / 'nbstate.sqlite'}: {exc}") from None
+        if created:
+            _owner_only(self.root / "nbstate.sqlite")
+        try:
+            self._open_schema()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            if isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc):
+                raise
+            raise DamagedStore(damaged_database_message(self.root, exc)) from None
+        except BaseException:
+            self.db.close()
+            raise
+        self._packed_index = True
+        self._generation = self._read_generation()
+        self._lock_fd: int | None = None
+        self.blobs = BlobFiles(self.root, lookup=self._lookup, fsync=os.environ.get("NBSTATE_FSYNC", "1") != "0")
+
+    def _open_schema(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
@@ -192,10 +273,6 @@ class Store:
                 self.db.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
             elif int(row[0]) < FORMAT_VERSION:
                 self._upgrade(int(row[0]))
-        self._packed_index = True
-        self._generation = self._read_generation()
-        self._lock_fd: int | None = None
-        self.blobs = BlobFiles(self.root, lookup=self._lookup, fsync=os.environ.get("NBSTATE_FSYNC", "1") != "0")
 
     def _upgrade(self, version: int) -> None:
         """Bring a store of an older format up to this one, in the open transaction. Version 1
@@ -209,18 +286,27 @@ class Store:
         self.db.execute("UPDATE meta SET value=? WHERE key='format_version'", (str(FORMAT_VERSION),))
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('upgraded_from', ?)", (str(version),))
 
-    def _open_read_only(self, immutable: bool) -> None:
+    def _open_read_only(self, immutable: bool, check_file: bool = True) -> None:
         db_path = self.root / "nbstate.sqlite"
         if not db_path.is_file():
             raise StoreError(f"no nbstate store at {self.root} (nbstate.sqlite is missing)")
+        if not immutable and check_file:
+            check_database_file(self.root)
         try:
-            uri = f"file:{db_path}?mode=ro" + ("&immutable=1" if immutable else "")
+            uri = f"file:{_uri_path(db_path)}?mode=ro" + ("&immutable=1" if immutable else "")
             self.db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+            self.db.execute("PRAGMA trusted_schema=OFF")  # a database from elsewhere runs no SQL functions of its own
             row = self.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
             columns = {r[1] for r in self.db.execute("PRAGMA table_info(blobs)")}
         except sqlite3.Error as exc:
-            raise StoreError(f"the store at {self.root} cannot be read ({exc}): it is damaged") from None
-        if row is None or int(row[0]) > FORMAT_VERSION:
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            raise DamagedStore(damaged_database_message(self.root, exc)) from None
+        try:
+            version = int(row[0]) if row is not None else None
+        except ValueError:
+            version = None
+        if version is None or version > FORMAT_VERSION:
             raise StoreError(
                 f"the store at {self.root} has format version {row[0] if row else '?'}; this nbstate reads up to "
                 f"{FORMAT_VERSION}: upgrade nbstate (pip install -U nbstate)"
@@ -255,7 +341,7 @@ class Store:
         if fcntl is None:
             return
         if self._lock_fd is None:
-            self._lock_fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+            self._lock_fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, mode)
 
     @contextmanager
@@ -369,9 +455,47 @@ class Store:
             args.append(limit)
         return [_commit_from_row(r) for r in self.db.execute(sql, args)]
 
-    def commit_ids_with_prefix(self, prefix: str) -> list[str]:
-        rows = self.db.execute("SELECT id FROM commits WHERE id >= ? AND id < ? LIMIT 3", (prefix, prefix + "\uffff"))
-        return [r[0] for r in rows]
+    def commit_ids_with_prefix(self, prefix: str, notebook_id: str | None = None) -> list[str]:
+        sql, args = "SELECT id FROM commits WHERE id >= ? AND id < ?", [prefix, prefix + "\uffff"]
+        if notebook_id is not None:
+            sql += " AND notebook_id = ?"
+            args.append(notebook_id)
+        return [r[0] for r in self.db.execute(sql + " LIMIT 3", args)]
+
+    def chain(self, commit_id: str, limit: int | None = None) -> list[Commit]:
+        """``commit_id`` and its ancestors, newest first (at most ``limit``), in one query."""
+        if limit is not None and limit <= 0:
+            return []
+        rows = self.db.execute(
+            f"""WITH RECURSIVE chain(id, depth) AS (
+                   SELECT ?, 0
+                   UNION ALL
+                   SELECT c.parent, chain.depth + 1 FROM commits c JOIN chain ON c.id = chain.id
+                   WHERE c.parent IS NOT NULL AND chain.depth + 1 < ?)
+               SELECT {_COMMIT_COLUMNS_C} FROM chain JOIN commits c ON c.id = chain.id ORDER BY chain.depth""",
+            (commit_id, limit if limit is not None else 1 << 62),
+        )
+        return [_commit_from_row(r) for r in rows]
+
+    def commits_by_id(self, ids: Sequence[str]) -> dict[str, Commit]:
+        out: dict[str, Commit] = {}
+        ids = list(dict.fromkeys(ids))
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            q = ",".join("?" * len(part))
+            for row in self.db.execute(f"SELECT {_COMMIT_COLUMNS} FROM commits WHERE id IN ({q})", part):
+                out[row[0]] = _commit_from_row(row)
+        return out
+
+    def cell_runs(self, ids: Sequence[int]) -> dict[int, CellRun]:
+        out: dict[int, CellRun] = {}
+        ids = list(dict.fromkeys(ids))
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            q = ",".join("?" * len(part))
+            for row in self.db.execute(f"SELECT {_CELL_RUN_COLUMNS} FROM cell_runs WHERE id IN ({q})", part):
+                out[row[0]] = _cell_run_from_row(row)
+        return out
 
     def ancestors(self, commit_id: str | None) -> Iterator[Commit]:
         while commit_id is not None:
@@ -395,13 +519,10 @@ class Store:
         return out
 
     def cell_run(self, run_id: int) -> CellRun:
-        row = self.db.execute(
-            "SELECT id, session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined FROM cell_runs WHERE id=?",
-            (run_id,),
-        ).fetchone()
+        row = self.db.execute(f"SELECT {_CELL_RUN_COLUMNS} FROM cell_runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no cell run {run_id} in {self.root}")
-        return CellRun(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), json.loads(row[8]), row[9], row[10], json.loads(row[11]))
+        return _cell_run_from_row(row)
 
     def sessions(self, notebook_id: str) -> list[tuple[str, float]]:
         return self.db.execute("SELECT id, started FROM sessions WHERE notebook_id=? ORDER BY started", (notebook_id,)).fetchall()
@@ -562,6 +683,30 @@ class Store:
 
 
 _COMMIT_COLUMNS = "id, notebook_id, parent, cell_run_id, state, message, kind, created, code, bytes_added, seq"
+_COMMIT_COLUMNS_C = ", ".join(f"c.{c.strip()}" for c in _COMMIT_COLUMNS.split(","))
+_CELL_RUN_COLUMNS = "id, session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined"
+
+
+def _cell_run_from_row(row: tuple) -> CellRun:
+    return CellRun(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), json.loads(row[8]), row[9], row[10], json.loads(row[11]))
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("malformed", "not a database", "corrupt", "disk image"))
+
+
+def _owner_only(path: Path) -> None:
+    try:
+        os.chmod(path, 0o600)
+    except OSError:
+        pass
+
+
+def _uri_path(path: Path) -> str:
+    from urllib.parse import quote
+
+    return quote(str(path.resolve()))
 
 
 def _commit_from_row(row: tuple) -> Commit:

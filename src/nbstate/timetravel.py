@@ -74,6 +74,8 @@ def _resolve_base(store: Store, notebook_id: str, ref: str) -> tuple[str, str | 
     m = re.fullmatch(r"@\{-(\d+)\}", ref)
     if m:
         n = int(m.group(1))
+        if n < 1:
+            raise RefError(f"{ref}: write @{{-1}} for where HEAD was before its last move, @{{-2}} for the move before, ...")
         moves = [r for r in store.reflog(notebook_id, limit=max(n, 1) * 4) if r[2] is not None]
         if len(moves) < n:
             raise RefError(f"{ref}: HEAD has moved only {len(moves)} time(s)")
@@ -86,7 +88,7 @@ def _resolve_base(store: Store, notebook_id: str, ref: str) -> tuple[str, str | 
     if target is not None:
         return target, None
     if re.fullmatch(r"[0-9a-f]{4,40}", ref):
-        matches = store.commit_ids_with_prefix(ref)
+        matches = store.commit_ids_with_prefix(ref, notebook_id)
         if len(matches) == 1:
             return matches[0], None
         if len(matches) > 1:
@@ -228,9 +230,17 @@ def restore_state(
     t0 = time.perf_counter()
     report = CheckoutReport(commit=target.id, branch=None)
     wanted = target.state
-    report.kept = sorted(n for n, vid in wanted.items() if current.get(n) == vid)
+    same = {n for n, vid in wanted.items() if current.get(n) == vid}
+    # An unchanged value that refers to a notebook class by name holds the class object live
+    # now: where that class is restored anew, the value is loaded again to refer to the new one.
+    replaced = {n for n, vid in current.items() if isinstance(namespace.get(n), type) and wanted.get(n) != vid}
+    if replaced:
+        for v in store.versions(sorted({wanted[n] for n in same})).values():
+            if v.manifest and replaced & set(v.manifest.get("class_refs", ())):
+                same -= set(v.names)
+    report.kept = sorted(same)
     report.deleted = sorted(n for n in current if n not in wanted)
-    to_restore = sorted({vid for n, vid in wanted.items() if current.get(n) != vid})
+    to_restore = sorted({vid for n, vid in wanted.items() if n not in same})
     kept_values = {n: namespace[n] for n in report.kept if n in namespace}
     history = History(store, python_changed=python_changed)
     failures: list[str] = []
@@ -253,12 +263,15 @@ def restore_state(
                 raise CheckoutError(f"cannot restore: {why}. Nothing was changed.") from None
             history.unreplayable[run_id] = why
             failures.append(why)
-    report.warnings[:0] = [f"{f}; used another way" for f in failures]
+    report.warnings[:0] = [f"{f}; used another way" for f in dict.fromkeys(failures)]
     # Everything is built: swap it in. Dict operations cannot fail half-way.
     for n in report.deleted:
         namespace.pop(n, None)
     for values, _ in restored.values():
         namespace.update(values)
+    for _, live in restored.values():
+        manifest = history.version(live.version_id).manifest or {}
+        live.class_refs = {c: id(namespace[c]) for c in manifest.get("class_refs", ()) if c in namespace}
     report.loaded.sort()
     report.replayed.sort()
     report.seconds = time.perf_counter() - t0

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sqlite3
 import sys
 import tarfile
 import tempfile
@@ -38,6 +39,10 @@ class BundleError(Exception):
     """A bundle that cannot be written, read or used here; the message says what to do."""
 
 
+class UntrustedBundleError(BundleError):
+    """A bundle the user's key did not sign as it is (see trust.py); ``--trust`` imports it anyway."""
+
+
 @dataclass
 class ImportCheck:
     """What the destination lacks for a bundle, found before anything is changed."""
@@ -55,18 +60,81 @@ def _is_url(dest: str) -> bool:
     return "://" in dest and not dest.startswith("file://")
 
 
+def redact(location: str) -> str:
+    """``location`` without credentials: a URL's user:password@ and secret-looking query values."""
+    import re
+    import urllib.parse
+
+    if "://" not in location:
+        return location
+    try:
+        parts = urllib.parse.urlsplit(location)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", "//", location)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = "&".join(
+        f"{k}=***" if re.search(r"key|secret|token|pass|sig|cred", k, re.I) else f"{k}={v}"
+        for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def check_location(location: str) -> None:
+    """Refuse a location that looks like a URL but is not one nbstate can use (``s3:/bucket``), or
+    is empty, before anything is written where the user did not mean."""
+    import re
+
+    if not location.strip():
+        raise BundleError("no location given: name a directory, a FILE.nbstate or a URL such as s3://bucket/prefix")
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):(//)?", location)
+    if m is None or m.group(1).lower() == "file":
+        return
+    scheme = m.group(1).lower()
+    try:
+        import fsspec
+
+        known = scheme in fsspec.available_protocols()
+    except ImportError:  # pragma: no cover - fsspec is a dependency
+        known = scheme in ("s3", "gs", "gcs", "az", "abfs", "http", "https", "memory")
+    if known and not m.group(2):
+        raise BundleError(f"{redact(location)} is not a URL nbstate can use: write {scheme}://bucket/prefix, with two slashes")
+    if m.group(2) and not known:
+        raise BundleError(
+            f"{redact(location)}: nbstate does not know the scheme {scheme}://; use a local path, a FILE.nbstate, "
+            "or an fsspec URL such as s3://bucket/prefix"
+        )
+
+
+@contextmanager
+def _remote(location: str, doing: str) -> Iterator[None]:
+    """Turn what fsspec and its back ends raise into a BundleError that names no secret."""
+    try:
+        yield
+    except BundleError:
+        raise
+    except ImportError as exc:
+        scheme = location.split("://", 1)[0]
+        hint = "pip install 'nbstate[s3]'" if scheme in ("s3", "s3a") else f"install the fsspec package for {scheme}://"
+        raise BundleError(f"cannot {doing} {redact(location)}: {exc} ({hint})") from None
+    except Exception as exc:
+        text = str(exc).replace(location, redact(location))
+        raise BundleError(f"cannot {doing} {redact(location)}: {type(exc).__name__}: {text}") from None
+
+
 @contextmanager
 def _local_copy(src: str) -> Iterator[Path]:
     """A local directory holding the bundle at ``src`` (a directory, a .nbstate file or a URL)."""
+    check_location(src)
     if _is_url(src):
-        import fsspec
-
         tmp = Path(tempfile.mkdtemp(prefix="nbstate-import-"))
         try:
-            fs, root = fsspec.core.url_to_fs(src)
-            if not fs.exists(f"{root.rstrip('/')}/{BUNDLE_FILE}"):
-                raise BundleError(f"no nbstate bundle at {src} ({BUNDLE_FILE} is missing)")
-            fs.get(root.rstrip("/") + "/", str(tmp) + "/", recursive=True)
+            with _remote(src, "read the bundle at"):
+                import fsspec
+
+                fs, root = fsspec.core.url_to_fs(src)
+                if not fs.exists(f"{root.rstrip('/')}/{BUNDLE_FILE}"):
+                    raise BundleError(f"no nbstate bundle at {redact(src)} ({BUNDLE_FILE} is missing)")
+                fs.get(root.rstrip("/") + "/", str(tmp) + "/", recursive=True)
             yield tmp
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -78,8 +146,8 @@ def _local_copy(src: str) -> Iterator[Path]:
             try:
                 with tarfile.open(path) as tar:
                     tar.extractall(tmp, filter="data") if sys.version_info >= (3, 12) else _safe_extract(tar, tmp)
-            except tarfile.TarError as exc:
-                raise BundleError(f"{path} is not an nbstate bundle file: {exc}") from None
+            except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+                raise BundleError(f"{path} is not an nbstate bundle file, or it is damaged: {type(exc).__name__}: {exc}") from None
             yield tmp
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -101,11 +169,12 @@ def _safe_extract(tar: tarfile.TarFile, dest: Path) -> None:
 def _publish(built: Path, dest: str) -> str:
     """Move a bundle built in a temporary directory to ``dest``; returns where it went."""
     if _is_url(dest):
-        import fsspec
+        with _remote(dest, "write the bundle to"):
+            import fsspec
 
-        fs, root = fsspec.core.url_to_fs(dest)
-        fs.put(str(built) + "/", root.rstrip("/") + "/", recursive=True)
-        return dest
+            fs, root = fsspec.core.url_to_fs(dest)
+            fs.put(str(built) + "/", root.rstrip("/") + "/", recursive=True)
+        return redact(dest)
     path = Path(dest.removeprefix("file://")).expanduser()
     if path.suffix == ".nbstate":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,11 +197,16 @@ def _publish(built: Path, dest: str) -> str:
 
 
 def copy_history(
-    src: Store, dst: Store, commits: list[Commit], notebook: str, blob_versions: set[int] | None
+    src: Store, dst: Store, commits: list[Commit], notebook: str, blob_versions: set[int] | None,
+    inserted: dict[str, list[Any]] | None = None,
 ) -> dict[int, int]:
     """Copy ``commits`` (parents first) with their cell runs and versions into ``dst`` under
     ``notebook``; blobs only of the versions in ``blob_versions`` (None: all). Commits ``dst``
-    already has are skipped. Returns the map of version ids, source -> destination."""
+    already has are skipped. Returns the map of version ids, source -> destination; the rows
+    written are listed in ``inserted`` when given (for ``forget_history``)."""
+    inserted = inserted if inserted is not None else {}
+    for key in ("commits", "runs", "versions"):
+        inserted.setdefault(key, [])
     version_ids: dict[int, int] = {}
     run_ids: dict[int, int] = {}
     have = {r[0] for r in dst.db.execute("SELECT id FROM commits")}
@@ -162,6 +236,7 @@ def copy_history(
                          json.dumps(run.writes), json.dumps(run.deletes), run.error, run.capture_seconds, json.dumps(run.examined)),
                     ).lastrowid
                     run_ids[c.cell_run_id] = run_id
+                    inserted["runs"].append(run_id)
             for vid in sorted(set(c.state.values())):
                 if vid in version_ids:
                     continue
@@ -172,6 +247,7 @@ def copy_history(
                     (json.dumps(v.names), v.fingerprint, json.dumps(v.manifest) if v.manifest else None, v.size,
                      int(v.serializable), v.reason, json.dumps(v.types), produced),
                 ).lastrowid
+                inserted["versions"].append(version_ids[vid])
                 if v.manifest and (blob_versions is None or vid in blob_versions):
                     blobs_to_copy.update(v.manifest["stream"]["chunks"])
                     for b in v.manifest["buffers"]:
@@ -186,6 +262,7 @@ def copy_history(
                 (c.id, notebook, parent, run_id, json.dumps(state), c.message, c.kind, c.created, c.code, c.bytes_added, seq),
             )
             have.add(c.id)
+            inserted["commits"].append(c.id)
         # Blobs the source lacks (versions whose bytes were not shipped) are left out.
         present = src.blobs.locate(sorted(blobs_to_copy))
         written = dst.blobs.copy_from(src.blobs, sorted(present))
@@ -196,6 +273,19 @@ def copy_history(
         )
     dst.blobs.committed(written)
     return version_ids
+
+
+def forget_history(dst: Store, inserted: dict[str, list[Any]], notebook: str) -> None:
+    """Take back the rows ``copy_history`` wrote (an import that could not be restored); the
+    blobs it copied stay, named by nothing, until ``nbstate gc``."""
+    with dst.transaction() as db:
+        for table, column, key in (("commits", "id", "commits"), ("var_versions", "id", "versions"), ("cell_runs", "id", "runs")):
+            keys = inserted.get(key, [])
+            for start in range(0, len(keys), 500):
+                part = keys[start : start + 500]
+                db.execute(f"DELETE FROM {table} WHERE {column} IN ({','.join('?' * len(part))})", part)
+        if not db.execute("SELECT 1 FROM commits WHERE notebook_id=? LIMIT 1", (notebook,)).fetchone():
+            db.execute("DELETE FROM refs WHERE notebook_id=?", (notebook,))
 
 
 # --- export ---------------------------------------------------------------------------------------
@@ -218,8 +308,10 @@ def parse_bandwidth(text: str | None) -> float | None:
 
 def export(store: Store, notebook: str, ref_commit: str, dest: str, history: bool = False, bandwidth: float | None = None) -> dict[str, Any]:
     """Write the state of ``ref_commit`` (and its past, or the whole history) to ``dest``."""
+    from . import trust
     from .timetravel import History
 
+    check_location(dest)
     target = store.commit(ref_commit)
     chain = list(store.ancestors(target.id))[::-1]
     commits = store.commits(notebook)[::-1] if history else chain
@@ -260,6 +352,8 @@ def export(store: Store, notebook: str, ref_commit: str, dest: str, history: boo
             "packages": _package_versions(_modules_needed(store, chain, target)),
             "plan": {"load": len(plan.load), "replay": len(plan.replay), "estimated_seconds": plan.seconds},
         }
+        # Signed with the user's key (made on the first export), so that their imports trust it.
+        manifest[trust.SIGNATURE_FIELD] = trust.sign(built, manifest, trust.load_key(create=True))
         (built / BUNDLE_FILE).write_text(json.dumps(manifest, indent=1))
         where = _publish(built, dest)
     finally:
@@ -327,14 +421,37 @@ def read_manifest(root: Path) -> dict[str, Any]:
         manifest = json.loads((root / BUNDLE_FILE).read_text())
     except (OSError, ValueError) as exc:
         raise BundleError(f"the bundle's {BUNDLE_FILE} cannot be read: {exc}") from None
-    if manifest.get("kind") != BUNDLE_KIND:
-        raise BundleError(f"{root} is not an nbstate bundle")
-    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("kind") != BUNDLE_KIND:
+        raise BundleError(f"{root} is not an nbstate bundle ({BUNDLE_FILE} does not say it is one)")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _malformed("format_version")
+    if version > FORMAT_VERSION:
         raise BundleError(
-            f"the bundle has format version {manifest['format_version']}, newer than this nbstate "
+            f"the bundle has format version {version}, newer than this nbstate "
             f"understands ({FORMAT_VERSION}): upgrade nbstate where you import (pip install -U nbstate)"
         )
+    import re
+
+    checks = {
+        "commit": lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{40}", v),
+        "notebook": lambda v: isinstance(v, str) and v,
+        "python": lambda v: isinstance(v, str) and re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", v),
+        "history": lambda v: isinstance(v, bool),
+        "packages": lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()),
+    }
+    for key, ok in checks.items():
+        if key in manifest or key in ("commit", "notebook"):
+            if not ok(manifest.get(key)):
+                raise _malformed(key)
     return manifest
+
+
+def _malformed(key: str) -> BundleError:
+    return BundleError(
+        f"the bundle's {BUNDLE_FILE} is malformed (its {key!r} is missing or not what nbstate writes): "
+        "it was edited or not made by nbstate; export it again"
+    )
 
 
 def check(manifest: dict[str, Any], bundle_store: Store, cwd: Path) -> ImportCheck:
@@ -401,13 +518,30 @@ def open_bundle_store(root: Path) -> Store:
 
 
 @contextmanager
-def opened(src: str) -> Iterator[tuple[dict[str, Any], Store, Path]]:
-    """(manifest, read-only store, local directory) of the bundle at ``src``."""
+def opened(src: str, trust: bool | None = False) -> Iterator[tuple[dict[str, Any], Store, Path, str]]:
+    """(manifest, read-only store, local directory, a line on its signature) of the bundle at
+    ``src``. Unless ``trust``, the bundle must carry the user's signature (trust.py): otherwise
+    UntrustedBundleError, before its database is even opened; ``trust=None`` only reports it."""
+    from . import trust as signing
+
     with _local_copy(src) as root:
         manifest = read_manifest(root)
+        if trust:
+            note = "signature: not checked (--trust)"
+        else:
+            try:
+                note = signing.verify(root, manifest, redact(src))
+            except signing.UntrustedBundle as exc:
+                if trust is False:
+                    raise UntrustedBundleError(str(exc)) from None
+                note = f"not trusted: {exc}"
         store = open_bundle_store(root)
         try:
-            yield manifest, store, root
+            try:
+                store.commit(manifest["commit"])
+            except (StoreError, sqlite3.Error) as exc:
+                raise BundleError(f"the bundle at {redact(src)} is damaged or incomplete: {exc}") from None
+            yield manifest, store, root, note
         finally:
             store.close()
 

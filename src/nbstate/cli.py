@@ -18,7 +18,7 @@ from typing import Any
 
 from . import __version__, porcelain
 from .capture import default_store_location
-from .store import DEFAULT_NOTEBOOK, Store, StoreError
+from .store import DEFAULT_NOTEBOOK, DamagedStore, Store, StoreError
 
 # Exit statuses: 0 done, 1 a file could not be read or written, 2 the command cannot run as
 # given (argparse's own usage errors are 2 as well).
@@ -55,6 +55,8 @@ def open_store(location: str | None, read_only: bool = False) -> Store:
         )
     try:
         return Store(root, read_only=read_only)
+    except DamagedStore:
+        raise  # exit status 1 (3 for fsck), not a usage error
     except StoreError as exc:
         raise CommandError(str(exc)) from None
 
@@ -105,10 +107,7 @@ def _offline(args: argparse.Namespace, verb: Any, read_only: bool = False) -> in
 
 
 def _log_text(session: porcelain.Session, args: argparse.Namespace) -> str:
-    entries = session.log(args.n, all_branches=args.all)
-    if args.graph:
-        return porcelain.format_graph(session, entries)
-    return porcelain.format_log(entries, as_json=args.json, decorations=porcelain.decorations(session))
+    return porcelain.log_text(session, args.n, all_branches=args.all, graph=args.graph, as_json=args.json)
 
 
 def run_log(args: argparse.Namespace) -> int:
@@ -156,15 +155,18 @@ def run_import(args: argparse.Namespace) -> int:
         from .bundle import BundleError, check, opened, plan_import
 
         try:
-            with opened(args.src) as (manifest, store, _):
+            with opened(args.src, trust=True if args.trust else None) as (manifest, store, _, note):
                 checked = check(manifest, store, Path.cwd())
                 plan = plan_import(manifest, store, checked)
                 names = {vid: v.names for vid, v in store.versions(plan.load).items()}
-                print("\n".join([plan.describe(names, {r: store.cell_run(r).code for r in plan.replay}), *checked.notes]))
+                print("\n".join([plan.describe(names, {r: store.cell_run(r).code for r in plan.replay}), *checked.notes, note]))
         except BundleError as exc:
             raise CommandError(str(exc)) from None
         return 0
-    return run_in_kernel(_kernel_of(args), f"import {args.src}" + (" --plan-only" if args.plan_only else ""))
+    import shlex
+
+    line = f"import {shlex.quote(args.src)}" + (" --plan-only" if args.plan_only else "") + (" --trust" if args.trust else "")
+    return run_in_kernel(_kernel_of(args), line)
 
 
 # --- housekeeping: du, fsck, gc ------------------------------------------------------------------
@@ -186,11 +188,23 @@ def run_du(args: argparse.Namespace) -> int:
 def run_fsck(args: argparse.Namespace) -> int:
     from . import maintenance
 
-    store = open_store(args.store, read_only=True)
     try:
-        report = maintenance.fsck(store)
-    finally:
-        store.close()
+        store = open_store(args.store, read_only=True)
+        found: list[maintenance.Problem] = []
+    except DamagedStore as exc:
+        found = [maintenance.Problem("damaged database", "nbstate.sqlite", str(exc))]
+        try:  # read what can still be read, to list what the damage affects
+            store = Store(Path(args.store or default_store_location()).expanduser(), read_only=True, check_file=False)
+        except StoreError:
+            store = None
+    if store is None:
+        report = maintenance.FsckReport(problems=found)
+    else:
+        try:
+            report = maintenance.fsck(store)
+        finally:
+            store.close()
+        report.problems[:0] = found
     print(json.dumps(report.as_dict(), indent=1) if args.json else maintenance.format_fsck(report))
     return 0 if report.ok else _DAMAGED
 
@@ -205,6 +219,18 @@ def run_gc(args: argparse.Namespace) -> int:
         store.close()
     print(json.dumps(report.as_dict(), indent=1) if args.json else maintenance.format_gc(report))
     return 0
+
+
+# --- serve: the history view in a browser -------------------------------------------------------
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from .web import serve
+
+    store = open_store(args.store, read_only=True)  # the same errors as every verb when there is none
+    root = store.root
+    store.close()
+    return serve(str(root), port=args.port)
 
 
 # --- verbs that act on a running kernel -----------------------------------------------------------
@@ -382,8 +408,8 @@ _DESCRIPTION = """\
 nbstate checkpoints a notebook kernel's variables after every cell into a store (the .nbstate
 directory beside the notebook). This command reads and labels that history without a kernel
 (log, status, show, diff, branch, tag), moves a running kernel's variables (checkout, undo),
-looks after the store (du, fsck, gc), and installs the extension so that every kernel loads
-it (install, uninstall).
+looks after the store (du, fsck, gc), shows the history in a browser (serve), and installs the
+extension so that every kernel loads it (install, uninstall).
 
 Inside a kernel, `%nbstate VERB` does the same as `nbstate VERB` here."""
 
@@ -500,6 +526,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", parents=[kernel_options], help="restore a bundle's state into a running kernel (or --plan-only)")
     p.add_argument("src")
     p.add_argument("--plan-only", action="store_true", help="print what would be loaded and replayed; change nothing")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="import a bundle that your key (NBSTATE_KEY or ~/.config/nbstate/key) did not sign: "
+        "loading it runs code made elsewhere",
+    )
     p.set_defaults(run=run_import)
 
     p = sub.add_parser(
@@ -561,6 +593,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object, for programs")
     p.set_defaults(run=run_gc)
 
+    p = sub.add_parser(
+        "serve",
+        parents=[store_options],
+        formatter_class=formatter,
+        help="browse a store's history in a web browser (read-only, on 127.0.0.1)",
+        description=(
+            "A small web app on 127.0.0.1 that shows the store's history as the JupyterLab\n"
+            "extension's History panel does: the commit graph with branches and tags, one commit\n"
+            "in full, and the diff of two commits. It reads the store and changes nothing, so it\n"
+            "suits sessions that are not running. The URL it prints carries a random token."
+        ),
+        epilog=_EPILOG,
+    )
+    p.add_argument("--port", type=int, default=0, help="the port to listen on (default: any free port)")
+    p.set_defaults(run=run_serve)
+
     location = "$IPYTHONDIR/profile_default/ipython_config.py\n(IPYTHONDIR defaults to ~/.ipython)"
     p = sub.add_parser(
         "install",
@@ -612,6 +660,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `nbstate log | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except DamagedStore as exc:
+        print(f"nbstate: {exc}", file=sys.stderr)
+        return _CANNOT_READ
     except (sqlite3.Error, StoreError) as exc:  # a damaged or locked store: say so, no traceback
         print(f"nbstate: cannot read the store: {exc}", file=sys.stderr)
         return _CANNOT_READ

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sqlite3
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 
 from . import porcelain
+from .blobs import BlobError
 from .bundle import BundleError
 from .store import StoreError
 from .timetravel import CheckoutError
@@ -32,14 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="%nbstate", description="Time travel for this kernel's state.")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     p = sub.add_parser("log", help="the history of this notebook's state")
-    p.add_argument("-n", type=int, default=None, help="show at most N commits")
+    p.add_argument("-n", type=_positive_int, default=None, help="show at most N commits (default: the newest 100; --json: all)")
     p.add_argument("--all", action="store_true", help="commits of every branch, not only HEAD's history")
     p.add_argument("--graph", action="store_true", help="draw the commit graph")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("status", help="store, HEAD, branch, variables that cannot be stored")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("undo", help="variable state back N cell runs (code untouched)")
-    p.add_argument("n", nargs="?", type=int, default=1)
+    p.add_argument("n", nargs="?", type=_positive_int, default=1)
     p = sub.add_parser("checkout", help="restore the state of REF: commit id/prefix, branch, tag, HEAD~N, @{-1}")
     p.add_argument("ref")
     p.add_argument("--code", action="store_true", help="also write that commit's cells back into the notebook file")
@@ -63,10 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="restore the state a bundle holds into this kernel")
     p.add_argument("src")
     p.add_argument("--plan-only", action="store_true", help="print what would be loaded and replayed; change nothing")
+    p.add_argument("--trust", action="store_true", help="import a bundle your key did not sign (it runs code made elsewhere)")
     p = sub.add_parser("init", help="choose the store (and the notebook file) for this kernel")
     p.add_argument("notebook", nargs="?", default=None, help="path of the notebook this kernel runs")
     p.add_argument("--store", default=None, help="store directory (default: $NBSTATE_STORE or ./.nbstate)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
 
 
 @magics_class
@@ -86,23 +99,41 @@ class NbstateMagics(Magics):
             return
         recorder = self.extension.recorder
         if args.verb == "init":
-            recorder = self.extension.start(store=args.store, notebook=args.notebook)
+            try:
+                recorder = self.extension.start(store=args.store, notebook=args.notebook)
+            except Exception as exc:
+                from . import describe_failure
+
+                still = (
+                    f"Still recording into {recorder.store.root}." if recorder is not None
+                    else "Nothing is recorded in this kernel until a store can be opened."
+                )
+                raise UsageError(f"cannot record there: {describe_failure(exc)} {still}") from None
             print(f"nbstate: recording into {recorder.store.root} (notebook {recorder.notebook_id})")
             return
+        if recorder is None:
+            why = self.extension.error or "it was unloaded."
+            hint = "" if "init --store" in why else " `%nbstate init --store PATH` records into another store."
+            raise UsageError(f"nbstate is not recording in this kernel: {why}{hint}")
         try:
             print(run_verb(porcelain.Session(recorder=recorder), args))
         except (StoreError, CheckoutError, BundleError, ValueError, RuntimeError) as exc:
             raise UsageError(str(exc)) from None
+        except BlobError as exc:
+            raise UsageError(f"{exc}. `nbstate fsck` lists every damaged blob and what needs it.") from None
+        except sqlite3.Error as exc:
+            from .store import _is_corruption, damaged_database_message
+
+            if _is_corruption(exc):
+                raise UsageError(damaged_database_message(recorder.store.root, exc)) from None
+            raise UsageError(f"the store at {recorder.store.root} cannot be read: {exc}") from None
 
 
 def run_verb(session: porcelain.Session, args: argparse.Namespace) -> str:
     """Carry out a parsed verb on a Session and return the text to show (shared with the CLI)."""
     verb = args.verb
     if verb == "log":
-        entries = session.log(args.n, all_branches=args.all)
-        if args.graph:
-            return porcelain.format_graph(session, entries)
-        return porcelain.format_log(entries, as_json=args.json, decorations=porcelain.decorations(session))
+        return porcelain.log_text(session, args.n, all_branches=args.all, graph=args.graph, as_json=args.json)
     if verb == "status":
         st = session.status()
         return json.dumps(porcelain.status_dict(st), indent=1) if args.json else porcelain.format_status(st)
@@ -122,5 +153,5 @@ def run_verb(session: porcelain.Session, args: argparse.Namespace) -> str:
     if verb == "export":
         return session.export(args.dest, ref=args.ref, history=args.history, bandwidth=args.bandwidth)
     if verb == "import":
-        return session.import_bundle(args.src, plan_only=args.plan_only)
+        return session.import_bundle(args.src, plan_only=args.plan_only, trust=args.trust)
     raise UsageError(f"unknown verb {verb}")

@@ -51,16 +51,25 @@ def _first_line(code: str) -> str:
 
 def log(store: Store, notebook_id: str | None, limit: int | None = None) -> list[LogEntry]:
     """The history, newest first, with what each commit created, changed and deleted."""
-    commits = store.commits(notebook_id, limit=limit)
+    return log_entries(store, store.commits(notebook_id, limit=limit))
+
+
+def log_from(store: Store, head: str, limit: int | None = None) -> list[LogEntry]:
+    """``head`` and its ancestors, newest first (at most ``limit``): what ``log`` shows by default.
+    Reads only the commits shown (and their parents), whatever the length of the history."""
+    return log_entries(store, store.chain(head, limit))
+
+
+def log_entries(store: Store, commits: list[Commit]) -> list[LogEntry]:
+    """Log entries for ``commits``: their parents and cell runs are read in a few batched queries."""
     by_id: dict[str, Commit] = {c.id: c for c in commits}
+    by_id.update(store.commits_by_id([c.parent for c in commits if c.parent is not None and c.parent not in by_id]))
+    runs = store.cell_runs([c.cell_run_id for c in commits if c.cell_run_id is not None])
     entries = []
     for c in commits:
-        parent_state: dict[str, int] = {}
-        if c.parent is not None:
-            parent = by_id.get(c.parent) or store.commit(c.parent)
-            parent_state = parent.state
-        created, changed, deleted = state_changes(parent_state, c.state)
-        run = store.cell_run(c.cell_run_id) if c.cell_run_id is not None else None
+        parent = by_id.get(c.parent) if c.parent is not None else None
+        created, changed, deleted = state_changes(parent.state if parent is not None else {}, c.state)
+        run = runs.get(c.cell_run_id) if c.cell_run_id is not None else None
         entries.append(
             LogEntry(
                 commit=c.id,
@@ -82,6 +91,25 @@ def log(store: Store, notebook_id: str | None, limit: int | None = None) -> list
             )
         )
     return entries
+
+
+# Without -n, the text and graph views show this many commits (and say when there are more);
+# --json lists them all.
+DEFAULT_LOG_LIMIT = 100
+
+
+def log_text(session: Session, limit: int | None = None, all_branches: bool = False, graph: bool = False, as_json: bool = False) -> str:
+    """``log`` as the shells print it."""
+    if as_json:
+        return format_log(session.log(limit, all_branches=all_branches), as_json=True)
+    shown = limit if limit is not None else DEFAULT_LOG_LIMIT
+    entries = session.log(shown + 1, all_branches=all_branches)
+    more = len(entries) > shown
+    entries = entries[:shown]
+    text = format_graph(session, entries) if graph else format_log(entries, decorations=decorations(session))
+    if more and limit is None:
+        text += f"\n... older commits are not shown (these are the newest {shown}): `log -n N` shows N, `log --json` all of them"
+    return text
 
 
 def human_bytes(n: int) -> str:
@@ -367,10 +395,7 @@ class Session:
         if all_branches:
             return log(self.store, self.notebook, limit)
         _, head = self.store.head(self.notebook)
-        entries = log(self.store, self.notebook, None)
-        reachable = {c.id for c in self.store.ancestors(head)} if head else set()
-        picked = [e for e in entries if e.commit in reachable]
-        return picked[:limit] if limit is not None else picked
+        return log_from(self.store, head, limit) if head else []
 
     def status(self) -> Status:
         return status(self.store, self.notebook, live=self.recorder)
@@ -494,36 +519,71 @@ class Session:
             + (", with the whole history" if history else "")
         )
 
-    def import_bundle(self, src: str, plan_only: bool = False) -> str:
-        """Restore the state a bundle holds into this kernel (its history joins this store)."""
+    def import_bundle(self, src: str, plan_only: bool = False, trust: bool = False) -> str:
+        """Restore the state a bundle holds into this kernel (its history joins this store).
+
+        The bundle must be signed with the user's key (trust.py) unless ``trust``. When anything
+        fails, the namespace, HEAD, refs and history are as they were (copied blobs wait for gc)."""
+        import sqlite3
         from pathlib import Path
 
-        from .bundle import BundleError, _explain_missing, check, copy_history, opened, plan_import
+        from .blobs import BlobError
+        from .bundle import (
+            BundleError,
+            _explain_missing,
+            check,
+            copy_history,
+            opened,
+            plan_import,
+            redact,
+        )
 
-        with opened(src) as (manifest, bundle_store, _):
-            checked = check(manifest, bundle_store, Path.cwd())
-            plan = plan_import(manifest, bundle_store, checked)
-            names = {vid: v.names for vid, v in bundle_store.versions(plan.load).items()}
-            code = {r: bundle_store.cell_run(r).code for r in plan.replay}
-            text = "\n".join([plan.describe(names, code), *checked.notes])
-            if plan_only:
-                return text
-            if checked.missing_packages and any(m for m in checked.missing_packages if _needed_by_load(bundle_store, plan, m)):
-                raise BundleError(_explain_missing(checked))
-            self._live()
-            target = bundle_store.commit(manifest["commit"])
-            commits = bundle_store.commits(manifest["notebook"])[::-1] if manifest.get("history") else list(bundle_store.ancestors(target.id))[::-1]
-            copy_history(bundle_store, self.store, commits, self.notebook, None)
-            if manifest.get("history"):
-                for kind in ("branch", "tag"):
-                    for name, where in bundle_store.refs(manifest["notebook"], kind).items():
-                        existing = self.store.refs(self.notebook, kind)
-                        wanted = f"imported/{name}" if kind == "branch" or name in existing else name
-                        self.store.set_ref(self.notebook, kind, _unique(existing, wanted), where)
-        branch = _unique(self.branches(), "imported")
-        self.store.set_ref(self.notebook, "branch", branch, manifest["commit"])
-        report = self._move_to(manifest["commit"], branch, f"import {src}", python_changed=checked.python_changed)
+        where = redact(src)
+        inserted: dict[str, list[Any]] = {}
+        refs_before = {kind: self.store.refs(self.notebook, kind) for kind in ("branch", "tag")}
+        try:
+            with opened(src, trust=True if trust else (None if plan_only else False)) as (manifest, bundle_store, _, note):
+                checked = check(manifest, bundle_store, Path.cwd())
+                plan = plan_import(manifest, bundle_store, checked)
+                names = {vid: v.names for vid, v in bundle_store.versions(plan.load).items()}
+                code = {r: bundle_store.cell_run(r).code for r in plan.replay}
+                text = "\n".join([plan.describe(names, code), *checked.notes, note])
+                if plan_only:
+                    return text
+                if checked.missing_packages and any(m for m in checked.missing_packages if _needed_by_load(bundle_store, plan, m)):
+                    raise BundleError(_explain_missing(checked))
+                self._live()
+                target = bundle_store.commit(manifest["commit"])
+                commits = bundle_store.commits(manifest["notebook"])[::-1] if manifest.get("history") else list(bundle_store.ancestors(target.id))[::-1]
+                copy_history(bundle_store, self.store, commits, self.notebook, None, inserted)
+                if manifest.get("history"):
+                    for kind in ("branch", "tag"):
+                        for name, where_to in bundle_store.refs(manifest["notebook"], kind).items():
+                            existing = self.store.refs(self.notebook, kind)
+                            wanted = f"imported/{name}" if kind == "branch" or name in existing else name
+                            self.store.set_ref(self.notebook, kind, _unique(existing, wanted), where_to)
+            branch = _unique(self.branches(), "imported")
+            self.store.set_ref(self.notebook, "branch", branch, manifest["commit"])
+            report = self._move_to(manifest["commit"], branch, f"import {where}", python_changed=checked.python_changed)
+        except BaseException as exc:
+            if inserted.get("commits") or inserted.get("versions"):
+                self._take_back_import(inserted, refs_before)
+            if isinstance(exc, (BlobError, sqlite3.DatabaseError)):
+                raise BundleError(f"the bundle at {where} is damaged ({exc}); nothing was imported") from None
+            raise
         return text + "\n" + report.summary()
+
+    def _take_back_import(self, inserted: dict[str, list[Any]], refs_before: dict[str, dict[str, str]]) -> None:
+        from .bundle import forget_history
+
+        for kind, before in refs_before.items():
+            for name, target in self.store.refs(self.notebook, kind).items():
+                if before.get(name) != target:
+                    if name in before:
+                        self.store.set_ref(self.notebook, kind, name, before[name])
+                    else:
+                        self.store.delete_ref(self.notebook, kind, name)
+        forget_history(self.store, inserted, self.notebook)
 
     def commit(self, message: str) -> Commit:
         """A named checkpoint of the current state (made on top of HEAD)."""

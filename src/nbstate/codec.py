@@ -105,6 +105,9 @@ class Serialized:
     # The objects behind ``ids``, by id. Some were made by reducers for the occasion: holding
     # them keeps their ids from being reused by other objects while the caller compares ids.
     objects: dict[int, Any] = field(default_factory=dict, repr=False)
+    # Notebook classes stored as a reference to the name that holds them: their state is that
+    # variable's, which changes whenever the class is changed, through any path.
+    class_refs: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -133,6 +136,9 @@ def _type_is_shareable(t: type) -> bool:
         np = sys.modules.get("numpy")
         if np is not None and issubclass(t, (np.dtype, np.generic, np.ufunc)):
             verdict = False
+        torch = sys.modules.get("torch")
+        if torch is not None and issubclass(t, (torch.dtype, torch.device, torch.layout, torch.memory_format, torch.Size)):
+            verdict = False  # singletons and immutable descriptions that every tensor names
         pd_dtypes = sys.modules.get("pandas.api.extensions")
         if pd_dtypes is not None and issubclass(t, pd_dtypes.ExtensionDtype):
             verdict = False
@@ -171,7 +177,15 @@ def _is_shareable(obj: Any, namespace: Mapping[str, Any]) -> bool:
         # Library functions are pickled by reference and shared by everybody; only functions
         # defined in the notebook are values of their own.
         return obj.__globals__ is namespace
+    if isinstance(obj, type):
+        # So are classes defined in the notebook (mutable like any object), except where the
+        # namespace holds them under their name: those are stored as a reference to that name.
+        return obj.__module__ == "__main__" and namespace.get(obj.__qualname__) is not obj
     return _type_is_shareable(t)
+
+
+def _notebook_classes_in(values: list[Any]) -> dict[int, type]:
+    return {id(v): v for v in values if isinstance(v, type) and v.__module__ == "__main__"}
 
 
 # --- the pickler --------------------------------------------------------------------------------
@@ -261,6 +275,79 @@ def _make_view(root: Any, offset: int, shape: tuple, strides: tuple, dtype: Any,
     return view
 
 
+def _make_array(buf: Any, dtype: Any, shape: tuple, order: str, writeable: bool) -> Any:
+    """An array straight over a buffer (numpy's own reduce makes a reshaped view of a flat
+    array): restored arrays are roots, as the arrays they were made from were, so views
+    restored beside them have them as their base, and they pickle again the same way."""
+    np = sys.modules["numpy"]
+    arr = np.ndarray(shape, dtype=dtype, buffer=buf, order=order)
+    if not writeable and arr.flags.writeable:
+        arr.flags.writeable = False
+    return arr
+
+
+def _make_storage(buf: Any, nbytes: int) -> Any:
+    import torch
+
+    if nbytes == 0:
+        return torch.UntypedStorage(0)
+    if memoryview(buf).readonly:  # torch would share memory it must not write
+        buf = bytearray(buf)
+    return torch.frombuffer(buf, dtype=torch.uint8).untyped_storage()
+
+
+def _make_tensor(storage: Any, dtype: Any, shape: tuple, stride: tuple, offset: int, requires_grad: bool, grad: Any, parameter: bool) -> Any:
+    import torch
+
+    t = torch.empty(0, dtype=dtype).set_(storage, offset, shape, stride)
+    if parameter:
+        t = torch.nn.Parameter(t, requires_grad=requires_grad)
+    elif requires_grad:
+        t.requires_grad_(True)
+    if grad is not None:
+        t.grad = grad
+    return t
+
+
+def _set_tensor_state(t: Any, state: dict[str, Any]) -> Any:
+    t.__dict__.update(state)
+    return t
+
+
+def _reduce_torch(obj: Any, t: type, torch: Any) -> Any:
+    """CPU tensors as a view of their storage, stored once per pickle and out of band: tensors
+    that share a storage (``w[0]``, ``x.view(2, 4)``, a module's parameter and an optimizer's
+    reference to it) share it again when restored, and nothing in the stream depends on where
+    the storage lies in memory (torch's own reduce names it by address). The gradient and
+    ``requires_grad`` are part of the value."""
+    if t is torch.UntypedStorage:
+        if obj.device.type != "cpu":
+            return None
+        n = obj.nbytes()
+        if n == 0:
+            return _make_storage, (None, 0)
+        flat = torch.empty(0, dtype=torch.uint8).set_(obj, 0, (n,), (1,))
+        return _make_storage, (pickle.PickleBuffer(flat.numpy()), n)
+    if t is not torch.Tensor and t is not torch.nn.Parameter:
+        return None
+    if (
+        obj.device.type != "cpu" or obj.layout != torch.strided or obj.is_quantized or obj.is_nested
+        or (obj.requires_grad and not obj.is_leaf) or obj.is_conj() or obj.is_neg() or obj._backward_hooks
+    ):
+        return None
+    args = (obj.untyped_storage(), obj.dtype, tuple(obj.shape), tuple(obj.stride()), obj.storage_offset(), obj.requires_grad, obj.grad, t is torch.nn.Parameter)
+    if obj.__dict__:
+        return _make_tensor, args, dict(obj.__dict__), None, None, _set_tensor_state
+    return _make_tensor, args
+
+
+def _array_root(arr: Any, np: Any) -> Any:
+    root = arr
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return root
+
+
 def _make_mappingproxy(d: dict[Any, Any]) -> types.MappingProxyType:
     return types.MappingProxyType(d)
 
@@ -330,6 +417,15 @@ class _Pickler(pickle.Pickler):
         # (pandas' ``_metadata = []``, reached by every instance) and the insides of immutable
         # containers that libraries share freely between values (pandas indexes).
         self.exempt: set[int] = set()
+        self.class_refs: set[str] = set()
+
+    _named_ids: set[int] | None = None
+
+    def _named(self) -> set[int]:
+        """Ids of the namespace's values (made when first needed)."""
+        if self._named_ids is None:
+            self._named_ids = {id(v) for v in self._namespace.values()}
+        return self._named_ids
 
     def _take_buffer(self, buf: pickle.PickleBuffer) -> bool:
         try:
@@ -344,7 +440,12 @@ class _Pickler(pickle.Pickler):
         if immutable is None:
             immutable = self._types_seen[t] = self._note_type(t)
         if immutable:
-            self.exempt.update(id(o) for o in _walk([obj], self._namespace, 10_000))
+            inside = {id(o) for o in _walk([obj], self._namespace, 10_000)}
+            if id(obj) in self._named():
+                # An index that a variable names is that variable's value, which can change in
+                # place (``idx.name = "k"``): it links the variables that hold it.
+                inside.discard(id(obj))
+            self.exempt.update(inside)
         if t is types.FunctionType:
             if obj.__globals__ is self._namespace:
                 return self._reduce_function(obj)
@@ -366,15 +467,27 @@ class _Pickler(pickle.Pickler):
             return getattr, (singleton[0], singleton[2])
         if isinstance(obj, type) and obj.__module__ == "__main__":
             return self._reduce_notebook_class(obj)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            reduced = _reduce_torch(obj, t, torch)
+            if reduced is not None:
+                return reduced
         np = sys.modules.get("numpy")
+        if np is not None and isinstance(obj, np.dtype) and obj.metadata is None:
+            # numpy's reduce makes a new dtype object at load; the canonical one is shared by
+            # every array and scalar, as it was before they were stored (and pickles the same).
+            try:
+                canonical = np.dtype(obj.str) is obj
+            except TypeError:
+                canonical = False
+            if canonical:
+                return np.dtype, (obj.str,)
         if np is not None and t is np.ndarray and obj.dtype == object and obj.size >= _STR_ARRAY_MIN:
             packed = _pack_str_array(obj)
             if packed is not None:
                 return packed
         if np is not None and t is np.ndarray:
-            root = obj
-            while isinstance(root.base, np.ndarray):
-                root = root.base
+            root = _array_root(obj, np)
             if root is obj:
                 self.array_roots.add(id(obj))
             else:
@@ -384,6 +497,15 @@ class _Pickler(pickle.Pickler):
                     # it, so that the two still share their memory.
                     offset = obj.__array_interface__["data"][0] - root.__array_interface__["data"][0]
                     return _make_view, (root, offset, obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
+            if not obj.dtype.hasobject and obj.dtype.itemsize and (obj.flags.c_contiguous or obj.flags.f_contiguous):
+                # As numpy's reduce does (a Fortran-ordered array's buffer is its transpose's),
+                # but restored as an array that owns its memory, not as a view of one.
+                order = "C" if obj.flags.c_contiguous else "F"
+                try:
+                    buf = pickle.PickleBuffer(obj if order == "C" else obj.T)
+                except (ValueError, BufferError):  # no buffer for this dtype (datetimes)
+                    return NotImplemented
+                return _make_array, (buf, obj.dtype, obj.shape, order, obj.flags.writeable)
         return NotImplemented
 
     def _note_type(self, t: type) -> bool:
@@ -406,13 +528,16 @@ class _Pickler(pickle.Pickler):
             "dict": dict(fn.__dict__),
             "cells": cells,
         }
-        args: tuple = (marshal.dumps(fn.__code__), fn.__name__, fn.__qualname__, len(cells))
+        # marshal version 2 writes no back-references, whose presence depends on reference
+        # counts: the same code gives the same bytes, before and after a restore.
+        args: tuple = (marshal.dumps(fn.__code__, 2), fn.__name__, fn.__qualname__, len(cells))
         if module is not None:
             args += (module,)
         return _make_function, args, state, None, None, _set_function_state
 
     def _reduce_notebook_class(self, cls: type) -> Any:
         if self._namespace.get(cls.__qualname__) is cls and not self._by_value_class(cls):
+            self.class_refs.add(cls.__qualname__)
             return _lookup_namespace, (cls.__qualname__,)
         _check_remakeable(cls)
         skeleton = {k: cls.__dict__[k] for k in _CLASS_SKELETON_KEYS if k in cls.__dict__}
@@ -423,29 +548,37 @@ class _Pickler(pickle.Pickler):
         }
         return _make_class, (type(cls), cls.__name__, cls.__bases__, skeleton), state, None, None, _set_class_state
 
-    # The class that is the value of a variable of its own name is stored by value: a reference
-    # to the name would only point back at whatever the namespace holds at restore time.
-    _top_level_class: type | None = None
+    # A class that is itself the value of a member is stored by value: a reference to its name
+    # would only point back at whatever the namespace holds at restore time (``K = Point`` puts
+    # both names in one co-variable, whose restore must make the class, not look it up).
+    _member_classes: frozenset[int] = frozenset()
 
     def _by_value_class(self, cls: type) -> bool:
-        return cls is self._top_level_class
+        return id(cls) in self._member_classes
 
 
-def serialize(values: list[Any], namespace: Mapping[str, Any]) -> Serialized:
+def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None) -> Serialized:
     """Pickle ``values`` (a co-variable's objects, in member order) in one pass.
 
     Returns the stream, the out-of-band buffers and the ids of shareable objects reached. When
     something cannot be pickled, ``error`` says why and ``ids`` comes from a plain traversal.
+    With ``sink`` (a writable file), the stream is written there as the pickler makes it, and
+    ``stream`` stays empty: a large value's stream is never held whole in memory.
     """
-    out = io.BytesIO()
+    out = io.BytesIO() if sink is None else sink
     buffers: list[memoryview] = []
     view_roots: dict[int, Any] = {}
     pickler = _Pickler(out, namespace, buffers, view_roots)
     np = sys.modules.get("numpy")
     if np is not None:
-        pickler.array_roots.update(id(v) for v in values if type(v) is np.ndarray and not isinstance(v.base, np.ndarray))
-    if len(values) == 1 and isinstance(values[0], type):
-        pickler._top_level_class = values[0]
+        # Arrays given as values are stored whole; so is the array under a view that spans all
+        # of it (``np.arange(12).reshape(3, 4)``): other views of those are stored as views.
+        for v in values:
+            if type(v) is np.ndarray:
+                root = _array_root(v, np)
+                if root is v or v.nbytes >= root.nbytes:
+                    pickler.array_roots.add(id(root))
+    pickler._member_classes = frozenset(id(v) for v in values if isinstance(v, type))
     try:
         pickler.dump(tuple(values))
     except Exception as exc:  # any failure of any reducer means: not serializable
@@ -453,14 +586,28 @@ def serialize(values: list[Any], namespace: Mapping[str, Any]) -> Serialized:
         return Serialized(error=_describe_failure(exc), ids=set(objects), objects=objects)
     exempt = pickler.exempt
     skip = _ATOMS
-    objects = {
-        oid: obj
-        for oid, (_, obj) in pickler.memo.copy().items()
-        if type(obj) not in skip and oid not in exempt and _is_shareable(obj, namespace)
-    }
+    # A value of millions of objects makes millions of memo tuples here: they must not set off
+    # the cyclic collector, which would walk the whole value again at every threshold.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        memo = pickler.memo.copy()
+        pickler.clear_memo()
+        objects = {
+            oid: obj
+            for oid, (_, obj) in memo.items()
+            if type(obj) not in skip and oid not in exempt and _is_shareable(obj, namespace)
+        }
+        del memo
+    finally:
+        if collecting:
+            gc.enable()
     objects.update(view_roots)
+    objects.update(_notebook_classes_in(values))  # stored by value, though the namespace names them
+    class_refs = pickler.class_refs
     del pickler
-    return Serialized(stream=out.getvalue(), buffers=buffers, ids=set(objects), objects=objects)
+    stream = out.getvalue() if sink is None else b""
+    return Serialized(stream=stream, buffers=buffers, ids=set(objects), objects=objects, class_refs=class_refs)
 
 
 # The most common objects a pickle memoizes, none of which can carry shared mutable state:
@@ -525,7 +672,9 @@ def load(
             memo = unpickler.memo.copy()
     finally:
         _restore_lookup = previous
-    ids = {id(obj) for obj in memo.values() if _is_shareable(obj, namespace)}
+    # Classes looked up by name are where the lookup holds them; those made here are values.
+    bound = lookup if lookup is not None else namespace
+    ids = {id(obj) for obj in memo.values() if _is_shareable(obj, bound if isinstance(obj, type) else namespace)}
     return values, ids
 
 
@@ -564,6 +713,7 @@ def _walk(values: list[Any], namespace: Mapping[str, Any], limit: int = 1_000_00
     """The shareable objects reachable from ``values`` by references (at most ``limit``)."""
     seen: set[int] = {id(namespace), id(builtins.__dict__)}  # globals are never part of a value
     stack = list(values)
+    members = _notebook_classes_in(values)
     found = 0
     np = sys.modules.get("numpy")
     while stack and found < limit:
@@ -576,7 +726,7 @@ def _walk(values: list[Any], namespace: Mapping[str, Any], limit: int = 1_000_00
         if t is tuple or t is frozenset:  # immutable, but what they hold may be shared
             stack.extend(obj)
             continue
-        if not _is_shareable(obj, namespace):
+        if not _is_shareable(obj, namespace) and oid not in members:
             continue
         found += 1
         yield obj

@@ -11,13 +11,14 @@ Never imports IPython; never raises into the user's cell (the caller guards it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import codec
 from .blobs import (
     BlobFiles,
     Chunk,
+    StreamChunker,
     Written,
     buffer_segment,
     digest,
@@ -34,6 +35,9 @@ class LiveCoVariable:
     version_id: int | None  # None until the commit that records it is written
     fingerprint: str | None
     ids: set[int]
+    # Notebook classes the values refer to by name, with the id of the class each name held:
+    # when a name comes to hold another object, the values must be examined again.
+    class_refs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +77,51 @@ def _manifest(ser: codec.Serialized, names: list[str]) -> tuple[dict[str, Any], 
         buffers.append({"n": buf.nbytes, "chunks": [c.hash for c in cs]})
         parts.append((buf.nbytes, [c.hash for c in cs]))
     manifest = {"names": names, "stream": {"n": len(ser.stream), "chunks": parts[0][1]}, "buffers": buffers}
+    if ser.class_refs:
+        manifest["class_refs"] = sorted(ser.class_refs)
+    return manifest, chunks, fingerprint(parts)
+
+
+@dataclass
+class _Stream:
+    """A pickle stream as it was cut while the pickler made it (its bytes are not kept)."""
+
+    length: int = 0
+    hashes: list[str] = field(default_factory=list)
+    stored: bool = False  # its chunks were handed to the store as they came
+    written: list[Written] = field(default_factory=list)  # those the store did not have yet
+
+
+def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None) -> tuple[codec.Serialized, _Stream]:
+    """Serialize ``values``, cutting the stream as it is made; with ``blobs``, each new chunk
+    is appended to the store at once, so a large stream never sits whole in memory."""
+    stream = _Stream(stored=blobs is not None)
+
+    def store(chunks: list[Chunk]) -> None:
+        assert blobs is not None
+        stream.written.extend(w for w in blobs.put_many(chunks) if w is not None)
+
+    sink = StreamChunker(store if blobs is not None else None)
+    ser = codec.serialize(values, ns, sink=sink)
+    if ser.ok:
+        sink.close()
+        stream.length, stream.hashes = sink.length, sink.hashes
+    return ser, stream
+
+
+def _streamed_manifest(ser: codec.Serialized, stream: _Stream, names: list[str]) -> tuple[dict[str, Any], list[Chunk], str]:
+    """Like _manifest, for a stream cut as it was made: the chunks returned are the buffers'."""
+    buffers = []
+    chunks: list[Chunk] = []
+    parts = [(stream.length, list(stream.hashes))]
+    for buf in ser.buffers:
+        cs = list(split(buf, buffer_segment(buf)))
+        chunks.extend(cs)
+        buffers.append({"n": buf.nbytes, "chunks": [c.hash for c in cs]})
+        parts.append((buf.nbytes, [c.hash for c in cs]))
+    manifest = {"names": names, "stream": {"n": stream.length, "chunks": parts[0][1]}, "buffers": buffers}
+    if ser.class_refs:
+        manifest["class_refs"] = sorted(ser.class_refs)
     return manifest, chunks, fingerprint(parts)
 
 
@@ -112,12 +161,30 @@ class Tracker:
             covar = self.by_name.get(n)
             if covar is not None:
                 candidates |= {m for m in covar.names if m in user_names}
+        # A value that refers to a class by name, whose name now holds another object (or none):
+        # its bytes would now carry the old class by value.
+        for covar in {id(c): c for c in self.by_name.values() if c.class_refs}.values():
+            if any(id(ns.get(c)) != cid for c, cid in covar.class_refs.items()):
+                candidates |= {m for m in covar.names if m in user_names}
         single: dict[str, codec.Serialized] = {}
+        streams: dict[str, _Stream] = {}
         pending = sorted(candidates)
         while pending:
             name = pending.pop()
-            ser = codec.serialize([ns[name]], ns)
+            # A name alone in its co-variable most likely stays alone: its new chunks go to the
+            # store as they are cut. A member of a larger one is pickled again with the others,
+            # so its own stream is only hashed.
+            covar = self.by_name.get(name)
+            alone = covar is None or len(covar.names) == 1
+            ser, streams[name] = _pickle([ns[name]], ns, blobs if alone else None)
             single[name] = ser
+            # A notebook class stored as a reference to its name may have been changed through
+            # this value (`a[0].attr = 1`, `type(p).attr = 1`): its own variable is examined too.
+            for ref in ser.class_refs:
+                covar = self.by_name.get(ref)
+                for m in covar.names if covar is not None else {ref}:
+                    if m in user_names and m not in single and m not in pending:
+                        pending.append(m)
             # An object now shared with an untouched co-variable pulls that one in as well.
             for oid in ser.ids:
                 other = self._by_id.get(oid)
@@ -137,29 +204,39 @@ class Tracker:
         result = Checkpoint(kept={}, new=[], blobs=[], deleted=deleted, examined=sorted(single))
         for members in groups:
             names = sorted(members)
-            ser = single[names[0]] if len(names) == 1 else codec.serialize([ns[n] for n in names], ns)
+            if len(names) == 1:
+                ser, stream = single[names[0]], streams[names[0]]
+            else:
+                ser, stream = _pickle([ns[n] for n in names], ns, blobs)
             if not ser.ok:
                 ser.ids = set().union(*(single[n].ids for n in names))
             types = {n: describe(ns[n]) for n in names}
             previous = self.by_name.get(names[0])
             if ser.ok:
-                manifest, chunks, fp = _manifest(ser, names)
+                manifest, chunks, fp = _streamed_manifest(ser, stream, names)
                 if previous is not None and previous.names == frozenset(names) and previous.fingerprint == fp and previous.version_id is not None:
                     old_covars.pop(id(previous), None)
                     self._forget(previous)
                     previous.ids = ser.ids
+                    previous.class_refs = {c: id(ns[c]) for c in ser.class_refs}
                     self.adopt(previous)
                     continue
+                if not stream.stored:  # only hashed: pickle it again, this time into the store
+                    ser, stream = _pickle([ns[n] for n in names], ns, blobs)
+                    if ser.ok:
+                        manifest, chunks, fp = _streamed_manifest(ser, stream, names)
+            if ser.ok:
+                result.blobs.extend(stream.written)
                 result.blobs.extend(w for w in blobs.put_many(chunks) if w is not None)
                 for n in names:
                     self.unserializable.pop(n, None)
-                version = NewVersion(names, fp, manifest, ser.nbytes, True, None, types)
+                version = NewVersion(names, fp, manifest, stream.length + sum(b.nbytes for b in ser.buffers), True, None, types)
             else:
                 fp = None
                 for n in names:
                     self.unserializable[n] = ser.error or "not serializable"
                 version = NewVersion(names, None, None, 0, False, ser.error, types)
-            live = LiveCoVariable(frozenset(names), None, fp, ser.ids)
+            live = LiveCoVariable(frozenset(names), None, fp, ser.ids, {c: id(ns[c]) for c in ser.class_refs})
             result.new.append((version, live))
         for covar in old_covars.values():
             self._forget(covar)
@@ -178,7 +255,7 @@ class Tracker:
                 self._forget(covar)
                 rest = covar.names - names
                 if rest:
-                    self.adopt(LiveCoVariable(frozenset(rest), None, None, covar.ids))
+                    self.adopt(LiveCoVariable(frozenset(rest), None, None, covar.ids, covar.class_refs))
             self.unserializable.pop(n, None)
 
     def all_names(self) -> set[str]:
@@ -231,8 +308,8 @@ def load_version_with_ids(
 
 def version_fingerprint(values: list[Any], names: list[str], namespace: Mapping[str, Any]) -> str | None:
     """The fingerprint ``values`` would be stored under (None when they cannot be pickled)."""
-    ser = codec.serialize(values, namespace)
-    return _manifest(ser, names)[2] if ser.ok else None
+    ser, stream = _pickle(values, namespace, None)
+    return _streamed_manifest(ser, stream, names)[2] if ser.ok else None
 
 
 __all__ = ["Tracker", "LiveCoVariable", "Checkpoint", "describe", "load_version", "load_version_with_ids", "version_fingerprint", "digest"]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-quick lint clean
+.PHONY: demo test bench bench-quick lint clean soak labextension browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests
+
+# Debian's Chromium for the browser tests (tests/test_ui_lab.py, tests/test_web.py): apt-get
+# installs it when it is missing; where apt cannot run, those tests skip and say why.
+browser:
+	@bash scripts/ensure-chromium.sh
+
+# The JupyterLab extension from its TypeScript source (labextension/), with npm: the prebuilt
+# result is committed under src/nbstate/labextension/ (and the page of `nbstate serve` under
+# src/nbstate/webapp/), so installing nbstate needs no Node.js. Needs Node.js 18+ and npm.
+labextension: $(STAMP)
+	cd labextension && npm ci --no-audit --no-fund
+	cd labextension && npx tsc -p tsconfig.json && npx tsc -p tsconfig.web.json
+	cp labextension/style/base.css src/nbstate/webapp/view.css
+	rm -rf src/nbstate/labextension
+	cd labextension && node node_modules/@jupyterlab/builder/lib/build-labextension.js \
+		--core-path "$$(../$(BIN)/python -c 'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))')" .
+	$(BIN)/python -m pip install -q --no-deps -e .
+	cd labextension && node --test test/
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -29,3 +47,7 @@ bench-quick: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Time travel as a property, with many random programs (about 20 minutes).
+soak: $(STAMP)
+	NBSTATE_PROPERTY_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/test_timetravel_property.py

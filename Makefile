@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-quick lint clean soak labextension browser
+.PHONY: demo test bench bench-quick lint clean soak labextension browser coverage
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-quick: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The library coverage suite alone (it also runs in `make test`); rewrites docs/COVERAGE.md.
+coverage: $(STAMP)
+	$(BIN)/python tests/coverage/run.py
 
 # Time travel as a property, with many random programs (about 20 minutes).
 soak: $(STAMP)

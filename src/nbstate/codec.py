@@ -348,6 +348,17 @@ def _array_root(arr: Any, np: Any) -> Any:
     return root
 
 
+# Handles that pickle without complaint but name something of one running cluster, which
+# another kernel (or the same one, later) does not have: recorded as not serializable, so they
+# come back by replaying the cells that made them.
+_HANDLES = {
+    ("ray", "ObjectRef"): "a Ray ObjectRef names an object of one Ray session",
+    ("ray._raylet", "ObjectRef"): "a Ray ObjectRef names an object of one Ray session",
+    ("ray.actor", "ActorHandle"): "a Ray actor handle names an actor of one Ray session",
+    ("ray", "ObjectRefGenerator"): "a Ray ObjectRefGenerator names objects of one Ray session",
+}
+
+
 def _make_mappingproxy(d: dict[Any, Any]) -> types.MappingProxyType:
     return types.MappingProxyType(d)
 
@@ -455,6 +466,13 @@ class _Pickler(pickle.Pickler):
                 module = _module_named_by(obj.__globals__)
                 if module is not None:
                     return self._reduce_function(obj, module)
+        if t is functools._lru_cache_wrapper and getattr(obj, "__module__", None) == "__main__":
+            # Pickle names the wrapper by its qualified name, which a fresh kernel does not have,
+            # and nothing can read its cache out: replaying its cells rebuilds both.
+            raise pickle.PicklingError(f"functools.lru_cache keeps the cache of {obj.__qualname__} where it cannot be stored")
+        handle = _HANDLES.get((getattr(t, "__module__", ""), t.__qualname__))
+        if handle is not None:
+            raise pickle.PicklingError(handle)
         if t is types.ModuleType:
             return _rebuild_module, (obj.__name__,)
         if t is types.MappingProxyType:  # e.g. in the fields of a notebook dataclass

@@ -176,7 +176,13 @@ class History:
         # A version can hold names the cell did not make (it joined them to an older value):
         # their earlier versions are inputs, or the replay would not have them.
         joined = {n for vid in outputs for n in self.version(vid).names}
-        inputs = frozenset(before[n] for n in set(run.reads) | joined if n in before)
+        needed = {before[n] for n in set(run.reads) | joined if n in before}
+        # A value that refers to a notebook class by name is loaded after that class: the
+        # class's version is an input too, though the cell may never name it.
+        for vid in list(needed):
+            manifest = self.version(vid).manifest or {}
+            needed.update(before[c] for c in manifest.get("class_refs", ()) if c in before)
+        inputs = frozenset(needed)
         node = CellNode(run_id, commit.seq, replay_seconds(run.duration), inputs, outputs)
         self.cells[run_id] = node
         return node
@@ -309,15 +315,29 @@ def _execute(
     for run_id in plan.replay:
         run, commit, before = history.run(run_id)
         cell = history.cells[run_id]
+        needed = []
         for u in sorted(cell.inputs):
             v = history.version(u)
             if all(at.get(n) == u for n in v.names):
                 continue
             if u not in load:
                 raise ReplayError(run_id, f"replaying cell [{run.execution_count}] needs {', '.join(v.names)}, which the plan neither loads nor rebuilds")
-            values, _ = _load(store, v, iso, ChainMap(iso, kept))
-            iso.update(values)
-            at.update({n: u for n in v.names})
+            needed.append(v)
+        # An input that refers to a notebook class by name is loaded once the class is there.
+        while needed:
+            waiting = []
+            for v in needed:
+                try:
+                    values, _ = _load(store, v, iso, ChainMap(iso, kept))
+                except codec.MissingName:
+                    waiting.append(v)
+                    continue
+                iso.update(values)
+                at.update({n: v.id for n in v.names})
+            if len(waiting) == len(needed):
+                names = ", ".join(n for v in waiting for n in v.names)
+                raise ReplayError(run_id, f"replaying cell [{run.execution_count}] needs {names}, which refer to a class the plan does not restore first")
+            needed = waiting
         effects = side_effects(run.code)
         if effects:
             report.warnings.append(

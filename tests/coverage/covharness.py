@@ -91,6 +91,16 @@ class _Session:
             pass
 
 
+def _failed(r) -> str | None:
+    """A cell's error, or the UsageError a %nbstate magic printed (IPython shows those as text)."""
+    if r.error:
+        return r.error
+    for line in (r.stderr or "").splitlines():
+        if line.startswith("UsageError:"):
+            return line
+    return None
+
+
 def _nbstate_warnings(r) -> str:
     return " ".join(ln for ln in (r.stderr or "").splitlines() if "nbstate" in ln)
 
@@ -141,8 +151,8 @@ def _run_case(s: _Session, case: Case, res: CaseResult) -> str | None:
     res.replayed = "; ".join(reasons) or None
 
     r = k.run("%nbstate undo")
-    if r.error:
-        res.fail("undo", f"%nbstate undo failed: {r.error}")
+    if _failed(r):
+        res.fail("undo", f"%nbstate undo failed: {_failed(r)}")
     else:
         problems = s.check(case, "before")
         if problems:
@@ -150,8 +160,8 @@ def _run_case(s: _Session, case: Case, res: CaseResult) -> str | None:
         else:
             res.ok("undo")
     r = k.run(f"%nbstate checkout {after_commit}")
-    if r.error:
-        res.fail("redo", f"%nbstate checkout failed: {r.error}")
+    if _failed(r):
+        res.fail("redo", f"%nbstate checkout failed: {_failed(r)}")
     else:
         problems = s.check(case, "after")
         if problems:
@@ -244,10 +254,11 @@ def _migrate(s: _Session, cases: list[Case], results: dict[str, CaseResult], wor
         dest = work / f"bundle{attempt}"
         r = s.k.run(f"%nbstate export {dest}")
         say(f"export: {r.stdout.strip()} {r.stderr.strip()} {r.error or ''}")
-        if r.error:
-            culprits = _names_in(r.error, left) or left
+        err = _failed(r)
+        if err:
+            culprits = _names_in(err, left) or left
             for c in culprits:
-                results[c.id].fail("migrate", f"export failed: {r.error}")
+                results[c.id].fail("migrate", f"export failed: {err}")
             left = [c for c in left if c not in culprits]
             _drop(s, culprits)
             continue
@@ -257,10 +268,11 @@ def _migrate(s: _Session, cases: list[Case], results: dict[str, CaseResult], wor
         try:
             r = b.k.run(f"%nbstate import {dest}")
             say(f"import: {r.stdout.strip()} {r.stderr.strip()} {r.error or ''}")
-            if r.error:
-                culprits = _names_in(r.error, left) or left
+            err = _failed(r)
+            if err:
+                culprits = _names_in(err, left) or left
                 for c in culprits:
-                    results[c.id].fail("migrate", f"import failed: {r.error}")
+                    results[c.id].fail("migrate", f"import failed: {err}")
                 left = [c for c in left if c not in culprits]
                 _drop(s, culprits)
                 continue

@@ -306,10 +306,37 @@ def load_version_with_ids(
     return dict(zip(m["names"], values, strict=True)), ids
 
 
+# Loaded values whose stream is at most this long are fingerprinted again once restored.
+RESTORED_STREAM_MAX = 4 << 20
+
+
+def restored_fingerprint(values: Mapping[str, Any], version: VariableVersion, namespace: Mapping[str, Any]) -> str | None:
+    """The fingerprint of values just loaded from ``version``, as the next checkpoint will see them.
+
+    Some libraries rebuild objects on load with other sharing than the originals had (pandas
+    extension arrays, fitted estimators, figures): pickled again, the same state gives another
+    stream, and a cell that only reads the value would record it anew. The stream is pickled
+    again (when short: the cost of pickling many small objects) and the buffers keep the chunk
+    hashes recorded for them when their sizes match, so mapped buffers are not read. None: keep
+    the recorded fingerprint."""
+    m = version.manifest
+    if m is None or m["stream"]["n"] > RESTORED_STREAM_MAX:
+        return None
+    try:
+        names = list(m["names"])
+        ser, stream = _pickle([values[n] for n in names], namespace, None)
+        if not ser.ok or [b.nbytes for b in ser.buffers] != [b["n"] for b in m["buffers"]]:
+            return None
+        parts = [(stream.length, list(stream.hashes))] + [(b["n"], list(b["chunks"])) for b in m["buffers"]]
+        return fingerprint(parts)
+    except Exception:  # noqa: BLE001 - the recorded fingerprint is a safe answer
+        return None
+
+
 def version_fingerprint(values: list[Any], names: list[str], namespace: Mapping[str, Any]) -> str | None:
     """The fingerprint ``values`` would be stored under (None when they cannot be pickled)."""
     ser, stream = _pickle(values, namespace, None)
     return _streamed_manifest(ser, stream, names)[2] if ser.ok else None
 
 
-__all__ = ["Tracker", "LiveCoVariable", "Checkpoint", "describe", "load_version", "load_version_with_ids", "version_fingerprint", "digest"]
+__all__ = ["Tracker", "LiveCoVariable", "Checkpoint", "describe", "load_version", "load_version_with_ids", "restored_fingerprint", "version_fingerprint", "digest"]

@@ -23,7 +23,7 @@ from typing import Any
 from . import codec
 from .analysis import side_effects
 from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
-from .state import LiveCoVariable, load_version_with_ids, version_fingerprint
+from .state import LiveCoVariable, load_version_with_ids, restored_fingerprint, version_fingerprint
 from .store import Commit, Store, StoreError, VariableVersion
 
 
@@ -206,6 +206,7 @@ class CheckoutReport:
     deleted: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    loaded_versions: list[int] = field(default_factory=list)  # the versions loaded from bytes
 
     def summary(self) -> str:
         where = f"branch {self.branch}" if self.branch else f"{self.commit[:8]} (detached: the next cell forks a branch)"
@@ -278,6 +279,9 @@ def restore_state(
     for _, live in restored.values():
         manifest = history.version(live.version_id).manifest or {}
         live.class_refs = {c: id(namespace[c]) for c in manifest.get("class_refs", ()) if c in namespace}
+    for vid in report.loaded_versions:
+        values, live = restored[vid]
+        live.fingerprint = restored_fingerprint(values, history.version(vid), namespace) or live.fingerprint
     report.loaded.sort()
     report.replayed.sort()
     report.seconds = time.perf_counter() - t0
@@ -370,6 +374,8 @@ def _execute(
             staged.update(values)
             restored[v.id] = (values, LiveCoVariable(frozenset(v.names), v.id, v.fingerprint, ids))
             (report.replayed if how == "replayed" else report.loaded).extend(v.names)
+            if how != "replayed":
+                report.loaded_versions.append(v.id)
         if len(waiting) == len(pending):
             names = ", ".join(n for v in waiting for n in v.names)
             raise CheckoutError(f"cannot restore {names}: a class it needs is not defined in the target state. Nothing was changed.")

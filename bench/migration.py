@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .overhead import RESULTS_DIR, RESULTS_HEADER, RESULTS_MD, machine_info
+from .overhead import RESULTS_DIR, machine_info, write_section
 from .peers import FINGERPRINT_SOURCE, PeerKernel, _dir_bytes
 from .workloads import WORKLOADS, read_cells, write_notebook
 
@@ -242,17 +242,6 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    block = f"{SECTION_BEGIN}\n{section}\n{SECTION_END}"
-    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else RESULTS_HEADER
-    if SECTION_BEGIN in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        text = head + block + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS_MD.write_text(text)
-
-
 def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.migration", description=BENCHMARK)
     parser.add_argument("--quick", action="store_true", help="small workloads (simulation, awkward), quick sizes")
@@ -286,7 +275,7 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / ("migration.json" if canonical else "migration-quick.json")).write_text(json.dumps(result, indent=1, default=str) + "\n")
     if canonical:
-        write_section(section)
+        write_section(section, SECTION_BEGIN, SECTION_END)
     return 0
 
 

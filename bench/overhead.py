@@ -522,13 +522,14 @@ only within one run (every benchmark measures its baseline in the same run).
 """
 
 
-def write_results_md(section: str, path: Path = RESULTS_MD) -> None:
-    block = f"{SECTION_BEGIN}\n{section}\n{SECTION_END}"
+def write_section(section: str, begin: str = SECTION_BEGIN, end: str = SECTION_END, path: Path = RESULTS_MD) -> None:
+    """Put ``section`` between the markers ``begin`` and ``end`` of RESULTS.md (appended when
+    they are not there yet); the rest of the file is left as it is."""
+    block = f"{begin}\n{section}\n{end}"
     text = path.read_text() if path.exists() else RESULTS_HEADER
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        _, tail = rest.split(SECTION_END, 1)
-        text = head + block + tail
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
@@ -563,7 +564,7 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
     args = parser.parse_args(argv)
     if args.render:
         result = json.loads((RESULTS_DIR / "overhead.json").read_text())
-        write_results_md(render_markdown(result))
+        write_section(render_markdown(result))
         _log("regenerated the overhead section of bench/RESULTS.md from bench/results/overhead.json")
         return 0
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -622,7 +623,7 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
         (RESULTS_DIR / json_name).write_text(json.dumps(result, indent=1) + "\n")
         _log(f"wrote bench/results/{json_name}")
         if canonical:
-            write_results_md(section)
+            write_section(section)
             _log("regenerated the overhead section of bench/RESULTS.md")
     return 0
 

@@ -45,7 +45,13 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 from .kernel import BenchKernel, Cell
-from .overhead import RESULTS_DIR, RESULTS_HEADER, RESULTS_MD, machine_info, percentile
+from .overhead import (
+    RESULTS_DIR,
+    RESULTS_MD,
+    machine_info,
+    percentile,
+    write_section,
+)
 from .workloads import WORKLOADS, Workload, read_cells, write_notebook
 
 BENCHMARK = "peers: nbstate vs Kishu, dill and rerunning the notebook"
@@ -1154,17 +1160,6 @@ def plot(result: dict[str, Any], suffix: str) -> dict[str, Path]:
     return paths
 
 
-def write_section(section: str) -> None:
-    block = f"{SECTION_BEGIN}\n{section}\n{SECTION_END}"
-    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else RESULTS_HEADER
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        text = head + block + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS_MD.write_text(text)
-
-
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -1304,7 +1299,7 @@ def publish(result: dict[str, Any], suffix: str, canonical: bool) -> None:
     (RESULTS_DIR / json_name).write_text(json.dumps(result, indent=1, default=str) + "\n")
     _log(f"wrote bench/results/{json_name} and {', '.join(p.name for p in figures.values())}")
     if canonical:
-        write_section(section)
+        write_section(section, SECTION_BEGIN, SECTION_END)
         _log("regenerated the peers section of bench/RESULTS.md")
 
 

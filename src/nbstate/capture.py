@@ -26,6 +26,7 @@ from . import __version__
 from .analysis import CellNames, globals_reached, names_in_source, names_in_tree
 from .blobs import Chunk, digest
 from .notebook import CodeState
+from .remote import is_url
 from .state import LiveCoVariable, Tracker
 from .store import DEFAULT_NOTEBOOK, Commit, PendingCommit, Store, StoreError
 
@@ -88,7 +89,16 @@ class Recorder:
         self.shell = shell
         self.namespace: dict[str, Any] = shell.user_ns
         self.hidden: dict[str, Any] = dict(getattr(shell, "user_ns_hidden", {}))
-        self.store = Store(store_location or default_store_location())
+        location = store_location or default_store_location()
+        self.mirror: Any = None  # the URL a store there is copied to after each cell (remote.py)
+        if is_url(location):
+            from .remote import Mirror, pull
+
+            root = pull(location, for_writing=True)
+            self.store = Store(root)
+            self.mirror = Mirror(location, root)
+        else:
+            self.store = Store(location)
         self.notebook_path = notebook or notebook_from_environment(self.namespace)
         self.notebook_id = self._notebook_id(self.notebook_path)
         self.session_id = uuid.uuid4().hex
@@ -164,6 +174,7 @@ class Recorder:
         if self._depth > 0:  # a cell run by a magic inside another cell
             return
         if is_own_magic_cell(self._raw_cell):
+            self._send()  # checkout, undo, branch... moved refs
             return
         duration = time.time() - self._started
         error = result.error_in_exec or result.error_before_exec
@@ -177,6 +188,7 @@ class Recorder:
             duration=duration,
             error=error_text,
         )
+        self._send()
         try:
             self._check_ipython_names(written)
             if commit is not None and self.last_deleted and _RESET.match(self._raw_cell):
@@ -320,6 +332,14 @@ class Recorder:
             else:
                 self.report(exc)
             return None
+
+    def _send(self) -> None:
+        """Have the mirror copy the store to its URL (in the background), when there is one."""
+        if self.mirror is not None:
+            try:
+                self.mirror.schedule()
+            except Exception as exc:  # pragma: no cover - defensive: never disturb the cell
+                self.report(exc)
 
     def _disable(self, exc: BaseException) -> None:
         """The store's database is damaged: stop checkpointing for this session, say so once."""

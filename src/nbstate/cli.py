@@ -18,6 +18,7 @@ from typing import Any
 
 from . import __version__, porcelain
 from .capture import default_store_location
+from .remote import is_url
 from .store import DEFAULT_NOTEBOOK, DamagedStore, Store, StoreError
 
 # Exit statuses: 0 done, 1 a file could not be read or written, 2 the command cannot run as
@@ -39,8 +40,17 @@ class CommandError(Exception):
 
 
 def open_store(location: str | None, read_only: bool = False) -> Store:
-    """The existing store at ``location`` (default: $NBSTATE_STORE or ./.nbstate)."""
-    root = Path(location or default_store_location()).expanduser()
+    """The existing store at ``location`` (default: $NBSTATE_STORE or ./.nbstate); a store at a
+    URL is read from its local copy, brought up to date first."""
+    location = location or default_store_location()
+    if is_url(location):
+        from .remote import pull
+
+        try:
+            location = str(pull(location, for_writing=not read_only))
+        except StoreError as exc:
+            raise CommandError(str(exc)) from None
+    root = Path(location).expanduser()
     if not (root / "nbstate.sqlite").is_file():
         hint = ""
         if (root / ".nbstate" / "nbstate.sqlite").is_file():

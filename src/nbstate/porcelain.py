@@ -160,6 +160,7 @@ class Status:
     variables: int
     not_serializable: dict[str, str]
     last_error: str | None
+    mirror: str | None = None  # for a store at a URL: where it is copied and how far
 
 
 def status(store: Store, notebook_id: str, live: Any = None) -> Status:
@@ -187,6 +188,7 @@ def status(store: Store, notebook_id: str, live: Any = None) -> Status:
         variables=variables,
         not_serializable=dict(sorted(not_serializable.items())),
         last_error=getattr(live, "last_error", None),
+        mirror=live.mirror.describe() if getattr(live, "mirror", None) is not None else None,
     )
 
 
@@ -198,6 +200,8 @@ def format_status(s: Status) -> str:
         f"commits:   {s.commits}, {human_bytes(s.stored_bytes)} stored",
         f"variables: {s.variables}",
     ]
+    if s.mirror:
+        lines.append(f"mirror:    {s.mirror}")
     if s.session:
         lines.append(f"session:   {s.session[:12]}")
     if s.not_serializable:

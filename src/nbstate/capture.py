@@ -116,6 +116,7 @@ class Recorder:
         self._paused_until: float | None = None
         self._disabled: str | None = None  # why checkpoints stopped for good (a damaged database)
         self._never_user: set[str] = set()  # names that are IPython's whatever they hold
+        self._plain_user: set[str] = set()  # names that are the user's whatever they hold
         self._noted: set[str] = set()  # IPython names the user was told about
         self.last_deleted: list[str] = []
         self.last_error: str | None = None
@@ -254,14 +255,18 @@ class Recorder:
 
     def user_names(self) -> set[str]:
         # IPython adds `_iN` (and `_N`) after every cell: names whose form alone makes them
-        # IPython's are set aside once, so a long session does not pay for them at every cell.
-        never = self._never_user
-        out = set()
-        for n in self.namespace.keys() - never:
+        # IPython's are set aside once, and so are names whose form makes them the user's (they
+        # are, unless IPython hid a value under them), so a long session pays set operations in C
+        # per cell, not a Python test per name.
+        never, plain = self._never_user, self._plain_user
+        names = self.namespace.keys() - never
+        for n in names - plain:
             if n in _IPYTHON_NAMES or (n.startswith("__") and n.endswith("__")) or _OUTPUT_CACHE.match(n):
                 never.add(n)
-            elif self.is_user_name(n):
-                out.add(n)
+            elif n not in self.hidden:
+                plain.add(n)
+        out = names & plain
+        out.update(n for n in names - plain - never if self.is_user_name(n))
         return out
 
     def commit(
@@ -311,7 +316,13 @@ class Recorder:
                 pending.capture_seconds = time.perf_counter() - t0
                 commit = self.store.record(pending)
             _assign_version_ids(cp.new, commit)
-            self._identities = {n: id(self.namespace[n]) for n in user}
+            # Only touched names can hold other objects than at the last commit (_rebound saw
+            # every name whose object changed): the others keep their entries.
+            identities = self._identities
+            for n in identities.keys() - user:
+                del identities[n]
+            for n in touched & user:
+                identities[n] = id(self.namespace[n])
             self.last_commit = commit
             self.last_deleted = list(cp.deleted)
             if self._paused_until is not None:

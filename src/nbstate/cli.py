@@ -466,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the error then lists them)",
     )
     p.add_argument("--all", action="store_true", help="the commits of every branch, not only those that lead to HEAD")
-    p.add_argument("-n", metavar="N", type=_positive_int, default=None, help="show at most N commits")
+    p.add_argument("-n", metavar="N", type=porcelain.positive_int, default=None, help="show at most N commits")
     output = p.add_mutually_exclusive_group()
     output.add_argument("--graph", action="store_true", help="draw the commit graph (branches as columns)")
     output.add_argument("--json", action="store_true", help="one JSON list of commits, for programs")
@@ -524,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--code", action="store_true", help="also write REF's cells into the notebook file")
     p.set_defaults(run=run_checkout)
     p = sub.add_parser("undo", parents=[kernel_options], help="a running kernel's state back N cell runs")
-    p.add_argument("n", nargs="?", type=_positive_int, default=1)
+    p.add_argument("n", nargs="?", type=porcelain.positive_int, default=1)
     p.set_defaults(run=run_undo)
 
     p = sub.add_parser("export", parents=[store_options, notebook_option], help="write a state to a directory, DEST.nbstate or s3://bucket/prefix")
@@ -559,8 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     p.add_argument("--notebook", metavar="ID", default=None, help="only this notebook's variables and commits")
-    p.add_argument("-n", metavar="N", type=_positive_int, default=20, help="show the N newest commits (default 20)")
-    p.add_argument("--top", metavar="N", type=_positive_int, default=20, help="show the N largest variables (default 20)")
+    p.add_argument("-n", metavar="N", type=porcelain.positive_int, default=20, help="show the N newest commits (default 20)")
+    p.add_argument("--top", metavar="N", type=porcelain.positive_int, default=20, help="show the N largest variables (default 20)")
     p.add_argument("--json", action="store_true", help="one JSON object, for programs")
     p.set_defaults(run=run_du)
 
@@ -646,16 +646,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=run_uninstall)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,14 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="%nbstate", description="Time travel for this kernel's state.")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     p = sub.add_parser("log", help="the history of this notebook's state")
-    p.add_argument("-n", type=_positive_int, default=None, help="show at most N commits (default: the newest 100; --json: all)")
+    p.add_argument("-n", type=porcelain.positive_int, default=None, help="show at most N commits (default: the newest 100; --json: all)")
     p.add_argument("--all", action="store_true", help="commits of every branch, not only HEAD's history")
     p.add_argument("--graph", action="store_true", help="draw the commit graph")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("status", help="store, HEAD, branch, variables that cannot be stored")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("undo", help="variable state back N cell runs (code untouched)")
-    p.add_argument("n", nargs="?", type=_positive_int, default=1)
+    p.add_argument("n", nargs="?", type=porcelain.positive_int, default=1)
     p = sub.add_parser("checkout", help="restore the state of REF: commit id/prefix, branch, tag, HEAD~N, @{-1}")
     p.add_argument("ref")
     p.add_argument("--code", action="store_true", help="also write that commit's cells back into the notebook file")
@@ -70,16 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebook", nargs="?", default=None, help="path of the notebook this kernel runs")
     p.add_argument("--store", default=None, help="store directory (default: $NBSTATE_STORE or ./.nbstate)")
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
 
 
 @magics_class

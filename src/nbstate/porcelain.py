@@ -93,6 +93,19 @@ def log_entries(store: Store, commits: list[Commit]) -> list[LogEntry]:
     return entries
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts (``log -n``, ``undo N``), with the shells' one message."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
 # Without -n, the text and graph views show this many commits (and say when there are more);
 # --json lists them all.
 DEFAULT_LOG_LIMIT = 100

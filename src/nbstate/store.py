@@ -478,24 +478,17 @@ class Store:
         return [_commit_from_row(r) for r in rows]
 
     def commits_by_id(self, ids: Sequence[str]) -> dict[str, Commit]:
-        out: dict[str, Commit] = {}
-        ids = list(dict.fromkeys(ids))
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            q = ",".join("?" * len(part))
-            for row in self.db.execute(f"SELECT {_COMMIT_COLUMNS} FROM commits WHERE id IN ({q})", part):
-                out[row[0]] = _commit_from_row(row)
-        return out
+        return {row[0]: _commit_from_row(row) for row in self._rows_by_id(_COMMIT_COLUMNS, "commits", ids)}
 
     def cell_runs(self, ids: Sequence[int]) -> dict[int, CellRun]:
-        out: dict[int, CellRun] = {}
-        ids = list(dict.fromkeys(ids))
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            q = ",".join("?" * len(part))
-            for row in self.db.execute(f"SELECT {_CELL_RUN_COLUMNS} FROM cell_runs WHERE id IN ({q})", part):
-                out[row[0]] = _cell_run_from_row(row)
-        return out
+        return {row[0]: _cell_run_from_row(row) for row in self._rows_by_id(_CELL_RUN_COLUMNS, "cell_runs", ids)}
+
+    def _rows_by_id(self, columns: str, table: str, ids: Sequence[Any]) -> Iterator[tuple]:
+        """The rows of ``table`` whose ``id`` is one of ``ids``, in batches SQLite accepts."""
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            yield from self.db.execute(f"SELECT {columns} FROM {table} WHERE id IN ({','.join('?' * len(part))})", part)
 
     def ancestors(self, commit_id: str | None) -> Iterator[Commit]:
         while commit_id is not None:

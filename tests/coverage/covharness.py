@@ -256,11 +256,7 @@ def _migrate(s: _Session, cases: list[Case], results: dict[str, CaseResult], wor
         say(f"export: {r.stdout.strip()} {r.stderr.strip()} {r.error or ''}")
         err = _failed(r)
         if err:
-            culprits = _names_in(err, left) or left
-            for c in culprits:
-                results[c.id].fail("migrate", f"export failed: {err}")
-            left = [c for c in left if c not in culprits]
-            _drop(s, culprits)
+            left = _set_aside(s, left, results, f"export failed: {err}")
             continue
         b_dir = work / f"b{attempt}"
         shutil.copytree(work / "b", b_dir, dirs_exist_ok=True)
@@ -270,11 +266,7 @@ def _migrate(s: _Session, cases: list[Case], results: dict[str, CaseResult], wor
             say(f"import: {r.stdout.strip()} {r.stderr.strip()} {r.error or ''}")
             err = _failed(r)
             if err:
-                culprits = _names_in(err, left) or left
-                for c in culprits:
-                    results[c.id].fail("migrate", f"import failed: {err}")
-                left = [c for c in left if c not in culprits]
-                _drop(s, culprits)
+                left = _set_aside(s, left, results, f"import failed: {err}")
                 continue
             for c in left:
                 res = results[c.id]
@@ -291,6 +283,16 @@ def _migrate(s: _Session, cases: list[Case], results: dict[str, CaseResult], wor
             return
         finally:
             b.shutdown()
+
+
+def _set_aside(s: _Session, left: list[Case], results: dict[str, CaseResult], why: str) -> list[Case]:
+    """Fail migration for the cases an export or import error names (all of them when it names
+    none), remove them from the source kernel, and return the others, to be tried again."""
+    culprits = _names_in(why, left) or left
+    for c in culprits:
+        results[c.id].fail("migrate", why)
+    _drop(s, culprits)
+    return [c for c in left if c not in culprits]
 
 
 def _drop(s: _Session, cases: list[Case]) -> None:

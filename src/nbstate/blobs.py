@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import xxhash
 import zstandard
@@ -229,6 +230,40 @@ Lookup = Callable[[Sequence[str]], dict[str, Location]]
 
 def _no_index(hashes: Sequence[str]) -> dict[str, Location]:
     return {}
+
+
+# Buffers with at least this many compressed bytes are decoded by a pool of threads.
+_PARALLEL_MIN = 8 << 20
+_pool_instance: Any = None
+_local = threading.local()
+
+
+def _pool() -> Any:
+    global _pool_instance
+    if _pool_instance is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool_instance = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="nbstate-read")
+    return _pool_instance
+
+
+def _in_pool() -> bool:
+    return getattr(_local, "pooled", False)
+
+
+def _pooled(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` in a pool thread, marked so that it does not hand work to the pool again (a
+    pool waiting on itself would never finish)."""
+    _local.pooled = True
+    return fn(*args)
+
+
+def _thread_decompressor() -> zstandard.ZstdDecompressor:
+    """A decompressor of this thread's own (they cannot be shared between threads)."""
+    d = getattr(_local, "decompressor", None)
+    if d is None:
+        d = _local.decompressor = zstandard.ZstdDecompressor()
+    return d
 
 
 class BlobFiles:
@@ -442,8 +477,10 @@ class BlobFiles:
         self._close_pack()
         self.close_readers()
 
-    def copy_from(self, src: BlobFiles, hashes: Iterable[str]) -> list[Written]:
-        """Copy blobs from another store's files as they are stored (verified, not re-encoded)."""
+    def copy_from(self, src: BlobFiles, hashes: Iterable[str], verify: bool = True) -> list[Written]:
+        """Copy blobs from another store's files as they are stored (not re-encoded); each is
+        decoded and checked against its hash unless ``verify`` is false (the caller knows the
+        source's packs are intact; every later read checks the hash anyway)."""
         wanted = [h for h in dict.fromkeys(hashes) if not self.has(h)]
         if not wanted:
             return []
@@ -460,7 +497,8 @@ class BlobFiles:
                     out.append(w)
                 continue
             payload = src.read_stored(loc)
-            src.check(loc, payload)
+            if verify:
+                src.check(loc, payload)
             out.append(self._append_stored(loc, payload))
         return out
 
@@ -595,8 +633,18 @@ class BlobFiles:
         self._fill(memoryview(out), hashes, where, length)
         return out
 
+    def read_many(self, buffers: Sequence[tuple[list[str], int]], allow_map: bool = False) -> list[bytearray | mmap.mmap]:
+        """``read_into`` for several buffers (chunk hashes, length), side by side when they are
+        large enough together for threads to pay."""
+        if len(buffers) > 1 and sum(n for _, n in buffers) >= _PARALLEL_MIN and (os.cpu_count() or 1) > 1 and not _in_pool():
+            for pack in {loc.pack for loc in self.locate([h for hs, _ in buffers for h in hs]).values() if loc.pack is not None}:
+                self._fd(pack)
+            return list(_pool().map(lambda b: _pooled(self.read_into, b[0], b[1], allow_map), buffers))
+        return [self.read_into(hs, n, allow_map=allow_map) for hs, n in buffers]
+
     def _fill(self, view: memoryview, hashes: list[str], where: dict[str, Location], length: int, skip: set[int] | None = None) -> None:
         pos = 0
+        tasks: list[tuple[Location, memoryview]] = []
         for i, h in enumerate(hashes):
             loc = where[h]
             size = loc.size
@@ -614,25 +662,38 @@ class BlobFiles:
             if skip is not None and i in skip:
                 pos += size
                 continue
-            dest = view[pos : pos + size]
-            if loc.codec == "raw":
-                got = self._pread_into(self._fd(loc.pack), dest, loc.offset)
-                if got != size:
-                    raise BlobError(f"blob {h} is damaged: its pack {loc.pack} ends {size - got} bytes early")
-            else:
-                payload = self.read_stored(loc)
-                self._decompress_into(loc, payload, dest)
-            if digest(dest) != h:
-                raise BlobError(f"blob {h} is damaged: its content does not match its hash")
+            tasks.append((loc, view[pos : pos + size]))
             pos += size
         if pos != length:
             raise BlobError(f"chunks {hashes[:1]}... add up to {pos} bytes, expected {length}")
+        compressed = sum(loc.stored for loc, _ in tasks if loc.codec != "raw")
+        if compressed >= _PARALLEL_MIN and len(tasks) > 1 and (os.cpu_count() or 1) > 1 and not _in_pool():
+            # zstd and xxhash release the GIL: the chunks are decoded and checked side by side
+            # (the packs are opened here first, so that the threads only read).
+            for pack in {loc.pack for loc, _ in tasks if loc.pack is not None}:
+                self._fd(pack)
+            for done in _pool().map(lambda t: _pooled(self._fill_one, *t), tasks):
+                del done
+        else:
+            for loc, dest in tasks:
+                self._fill_one(loc, dest)
+
+    def _fill_one(self, loc: Location, dest: memoryview) -> None:
+        """Read (and decompress) one chunk into ``dest`` and check its hash."""
+        if loc.codec == "raw":
+            got = self._pread_into(self._fd(loc.pack), dest, loc.offset)
+            if got != len(dest):
+                raise BlobError(f"blob {loc.hash} is damaged: its pack {loc.pack} ends {len(dest) - got} bytes early")
+        else:
+            self._decompress_into(loc, self.read_stored(loc), dest)
+        if digest(dest) != loc.hash:
+            raise BlobError(f"blob {loc.hash} is damaged: its content does not match its hash")
 
     def _decompress_into(self, loc: Location, payload: bytes, dest: memoryview) -> None:
         if loc.codec != "zstd":
             raise BlobError(f"blob {loc.hash} is damaged: unknown codec {loc.codec!r}")
         try:
-            reader = self._decompressor.stream_reader(payload, read_across_frames=False)
+            reader = _thread_decompressor().stream_reader(payload, read_across_frames=False)
             done = 0
             while done < len(dest):
                 n = reader.readinto(dest[done:])

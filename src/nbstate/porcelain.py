@@ -572,7 +572,8 @@ class Session:
                 self._live()
                 target = bundle_store.commit(manifest["commit"])
                 commits = bundle_store.commits(manifest["notebook"])[::-1] if manifest.get("history") else list(bundle_store.ancestors(target.id))[::-1]
-                copy_history(bundle_store, self.store, commits, self.notebook, None, inserted)
+                signed = note.startswith("signature: made with your key")
+                copy_history(bundle_store, self.store, commits, self.notebook, None, inserted, verified=signed)
                 if manifest.get("history"):
                     for kind in ("branch", "tag"):
                         for name, where_to in bundle_store.refs(manifest["notebook"], kind).items():

@@ -301,7 +301,7 @@ def load_version_with_ids(
     m = version.manifest
     stream = store.blobs.read_into(m["stream"]["chunks"], m["stream"]["n"])
     # Large raw buffers may come back as copy-on-write mappings of the store's packs.
-    buffers = [store.blobs.read_into(b["chunks"], b["n"], allow_map=True) for b in m["buffers"]]
+    buffers = store.blobs.read_many([(b["chunks"], b["n"]) for b in m["buffers"]], allow_map=True)
     values, ids = codec.load(bytes(stream), buffers, namespace, lookup)
     return dict(zip(m["names"], values, strict=True)), ids
 

@@ -52,6 +52,6 @@ clean:
 coverage: $(STAMP)
 	$(BIN)/python tests/coverage/run.py
 
-# Time travel as a property, with many random programs (about 20 minutes).
+# Time travel as a property, with many random programs (5,000 of them; about an hour).
 soak: $(STAMP)
-	NBSTATE_PROPERTY_EXAMPLES=2000 $(BIN)/python -m pytest -q tests/test_timetravel_property.py
+	NBSTATE_PROPERTY_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/test_timetravel_property.py

@@ -197,6 +197,17 @@ def plot(result: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def records(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per bucket of cells x system x metric (bench/results/latest.json)."""
+    out = []
+    for b in result["buckets"]:
+        for key, system in (("without_ms", "untracked"), ("with_ms", "nbstate"), ("overhead_ms", "nbstate"), ("capture_ms", "nbstate")):
+            if b.get(key) is not None:
+                metric = "cell_median_ms" if key in ("without_ms", "with_ms") else key.replace("_ms", "_median_ms")
+                out.append({"benchmark": "longsession", "workload": f"cells {b['cells']}", "system": system, "metric": metric, "value": b[key], "unit": "ms"})
+    return out
+
+
 def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.longsession", description=BENCHMARK)
     parser.add_argument("--quick", action="store_true", help="600 cells")

@@ -242,6 +242,30 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def records(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per workload x system x metric (bench/results/latest.json)."""
+    out = []
+
+    def rec(w: dict[str, Any], system: str, metric: str, value: Any, unit: str) -> None:
+        if value is not None:
+            out.append({"benchmark": "migration", "workload": w["workload"], "system": system, "metric": metric, "value": value, "unit": unit})
+
+    for w in result["workloads"]:
+        rec(w, "rerun", "restore_s", w.get("rerun_s"), "s")
+        for label, n in w.get("nbstate", {}).items():
+            rec(w, "nbstate", f"restore_s[{label}]", n.get("import_s"), "s")
+            rec(w, "nbstate", f"migration_s[{label}]", n.get("migration_s"), "s")
+            rec(w, "nbstate", f"bundle_bytes[{label}]", n.get("bundle_bytes"), "bytes")
+            rec(w, "nbstate", f"exact[{label}]", n.get("exact"), "bool")
+        d = w.get("dill", {})
+        rec(w, "dill", "restore_s", d.get("load_s"), "s")
+        rec(w, "dill", "migration_s[local]", d.get("migration_local_s"), "s")
+        rec(w, "dill", "migration_s[50MB/s]", d.get("migration_link_s"), "s")
+        rec(w, "dill", "bundle_bytes", d.get("bytes"), "bytes")
+        rec(w, "dill", "exact", d.get("exact") if d.get("error") is None else False, "bool")
+    return out
+
+
 def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.migration", description=BENCHMARK)
     parser.add_argument("--quick", action="store_true", help="small workloads (simulation, awkward), quick sizes")

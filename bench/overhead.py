@@ -522,6 +522,18 @@ only within one run (every benchmark measures its baseline in the same run).
 """
 
 
+def records(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per case x system x metric (bench/results/latest.json)."""
+    out = []
+    for r in result["records"]:
+        for system, key in (("untracked", "without_ms"), ("nbstate", "with_ms"), ("nbstate", "overhead_ms"), ("nbstate", "capture_ms")):
+            for stat in ("median", "p95"):
+                metric = ("cell" if key in ("without_ms", "with_ms") else key[:-3]) + f"_{stat}_ms"
+                out.append({"benchmark": "overhead", "workload": r["title"], "system": system, "metric": metric, "value": r[key][stat], "unit": "ms"})
+        out.append({"benchmark": "overhead", "workload": r["title"], "system": "nbstate", "metric": "target met", "value": r["met"], "unit": "bool"})
+    return out
+
+
 def write_section(section: str, begin: str = SECTION_BEGIN, end: str = SECTION_END, path: Path = RESULTS_MD) -> None:
     """Put ``section`` between the markers ``begin`` and ``end`` of RESULTS.md (appended when
     they are not there yet); the rest of the file is left as it is."""

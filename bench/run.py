@@ -3,12 +3,17 @@
     .venv/bin/python -m bench.run            # full runs (make bench)
     .venv/bin/python -m bench.run --quick    # smoke runs (make bench-quick)
     .venv/bin/python -m bench.run overhead   # only the named benchmarks
+
+Afterwards bench/results/latest.json gathers every benchmark's newest full-run results: one
+record per workload x system x metric, with the machine, the versions and the date of the run
+that produced it (each benchmark's own JSON file holds the raw samples).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import pkgutil
 import sys
 import time
@@ -61,7 +66,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    if not args.quick:
+        write_latest(available)
     return 1 if failed else 0
+
+
+# The full-run results file of each benchmark that has one.
+RESULT_FILES = {"overhead": "overhead.json", "storage": "storage.json", "peers": "peers.json", "timetravel": "timetravel.json",
+                "migration": "migration.json", "memory": "memory.json", "longsession": "longsession.json"}
+
+
+def write_latest(available: dict[str, ModuleType]) -> Path:
+    """bench/results/latest.json from the full-run results on disk."""
+    from bench.overhead import RESULTS_DIR
+
+    runs, records = [], []
+    for name, filename in RESULT_FILES.items():
+        path = RESULTS_DIR / filename
+        if not path.exists():
+            continue
+        result = json.loads(path.read_text())
+        machine = result.get("machine", {})
+        run = {"benchmark": name, "file": f"bench/results/{filename}", "command": result.get("command"),
+               "date": result.get("date") or machine.get("date"), "machine": machine, "versions": result.get("versions")}
+        runs.append(run)
+        module = available.get(name)
+        found = module.records(result) if module is not None and hasattr(module, "records") else result.get("records", [])
+        for r in found:
+            records.append({"benchmark": name, "date": run["date"], "nbstate": machine.get("git_commit"), **r})
+    out = RESULTS_DIR / "latest.json"
+    out.write_text(json.dumps({"runs": runs, "records": records}, indent=1) + "\n")
+    print(f"wrote {out} ({len(records)} records from {len(runs)} benchmarks)", file=sys.stderr)
+    return out
 
 
 if __name__ == "__main__":

@@ -464,6 +464,25 @@ def _render_checkout(result: dict[str, Any], cmd: str, lines: list[str]) -> str:
     return "\n".join(lines)
 
 
+def records(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per workload step x system x metric (bench/results/latest.json)."""
+    out = []
+    for w in result["workloads"]:
+        for system, run in w.get("runs", {}).items():
+            for i, step in enumerate(run.get("steps", [])):
+                for metric in ("changed", "blobs_added", "disk_added", "wall_s"):
+                    if step.get(metric) is not None:
+                        out.append({"benchmark": "storage", "workload": f"{w['title']} / step {i + 1}: {step['label']}", "system": system,
+                                    "metric": metric, "value": step[metric], "unit": "s" if metric == "wall_s" else "bytes"})
+    c = result.get("checkout") or {}
+    for metric in ("mapped_ms", "read_ms", "raw_read_ms", "first_touch_ms"):
+        if c.get(metric):
+            system = "raw read" if metric == "raw_read_ms" else "nbstate"
+            out.append({"benchmark": "storage", "workload": f"checkout of {c['bytes'] / 2**30:.0f} GiB", "system": system,
+                        "metric": metric.replace("_ms", "_median_ms"), "value": sorted(c[metric])[len(c[metric]) // 2], "unit": "ms"})
+    return out
+
+
 def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.storage", description=BENCHMARK)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer steps")

@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.kernel import BenchKernel
 from bench.overhead import RESULTS_DIR, machine_info, write_section
@@ -100,6 +101,18 @@ def render(result: dict) -> str:
         "against Kishu on the same notebooks is in the peers section.",
     ]
     return "\n".join(lines)
+
+
+def records(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per state size x metric, medians (bench/results/latest.json)."""
+    out = []
+    for size in result["sizes"]:
+        for metric in ("undo_small_ms", "redo_small_ms", "undo_big_ms", "raw_read_ms"):
+            if size.get(metric):
+                system = "raw read" if metric == "raw_read_ms" else "nbstate"
+                out.append({"benchmark": "timetravel", "workload": f"{size['bytes'] / 2**20:.0f} MiB", "system": system,
+                            "metric": metric.replace("_ms", "_median_ms"), "value": statistics.median(size[metric]), "unit": "ms"})
+    return out
 
 
 def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> int:

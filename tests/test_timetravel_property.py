@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kernels import Kernel
 
-EXAMPLES = int(os.environ.get("NBSTATE_PROPERTY_EXAMPLES", 25))
+EXAMPLES = int(os.environ.get("NBSTATE_PROPERTY_EXAMPLES", 300))
 NAMES = ("a", "b", "c", "d", "e")
 CLASS = "Point"
 MAX_DEPTH = 3  # of containers of containers built by the program

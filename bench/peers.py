@@ -64,7 +64,7 @@ SECTION_END = "<!-- peers:end -->"
 
 SYSTEMS = ("untracked", "nbstate", "kishu", "dill", "rerun")
 TRACKERS = ("nbstate", "kishu", "dill")  # the systems that check out in a live kernel
-WORKLOAD_LIBS = ("numpy", "pandas", "scikit-learn", "matplotlib", "ipykernel", "ipython", "xxhash")
+WORKLOAD_LIBS = ("numpy", "pandas", "scikit-learn", "matplotlib", "torch", "ipykernel", "ipython", "xxhash")
 
 # Targets from the benchmark issue
 TIME_RATIO = 1.10  # notebook wall time with nbstate / untracked

@@ -273,6 +273,59 @@ def simulation_cells(quick: bool, data_dir: Path) -> list[str]:
     ]
 
 
+# --- (4) deep learning on the CPU -------------------------------------------------------------------
+
+
+def dl_cells(quick: bool, data_dir: Path) -> list[str]:
+    n = 4_000 if quick else 40_000
+    epochs = 2 if quick else 4
+    cells = [
+        "import copy\nimport numpy as np\nimport torch\nfrom torch import nn\ntorch.manual_seed(0)\ntorch.set_num_threads(1)",
+        f"n = {n}\nX = torch.randn(n, 64)\nw_true = torch.randn(64, 1)\ny = (X @ w_true + 0.1 * torch.randn(n, 1) > 0).float()",
+        "split = int(0.8 * n)\nX_train, X_test = X[:split], X[split:]\ny_train, y_test = y[:split], y[split:]",
+        "model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 1))",
+        "loss_fn = nn.BCEWithLogitsLoss()\nopt = torch.optim.Adam(model.parameters(), lr=1e-3)",
+        "history = []\ncheckpoints = {}",
+        _c("""
+            def train_epoch(model, opt, batch=256):
+                model.train()
+                perm = torch.randperm(len(X_train))
+                total = 0.0
+                for i in range(0, len(perm), batch):
+                    idx = perm[i:i + batch]
+                    opt.zero_grad()
+                    loss = loss_fn(model(X_train[idx]), y_train[idx])
+                    loss.backward()
+                    opt.step()
+                    total += float(loss) * len(idx)
+                return total / len(perm)
+        """),
+        _c("""
+            def evaluate(model):
+                model.eval()
+                with torch.no_grad():
+                    logits = model(X_test)
+                return float(((logits > 0).float() == y_test).float().mean())
+        """),
+    ]
+    for e in range(epochs):
+        cells += [
+            "history.append(train_epoch(model, opt))",
+            f"checkpoints[{e}] = {{'model': copy.deepcopy(model.state_dict()), 'opt': copy.deepcopy(opt.state_dict()), 'acc': evaluate(model)}}",
+        ]
+    cells += [
+        "best = max(checkpoints, key=lambda e: checkpoints[e]['acc'])\nbest, checkpoints[best]['acc']",
+        "for g in opt.param_groups:\n    g['lr'] = 1e-4",
+        "history.append(train_epoch(model, opt))",
+        "final_acc = evaluate(model)\nfinal_acc",
+        "weights = [p.detach().clone() for p in model.parameters()]",
+        "model.load_state_dict(checkpoints[best]['model'])",
+        "restored_acc = evaluate(model)",
+        "summary = {'epochs': len(history), 'best': best, 'final': final_acc, 'restored': restored_acc}",
+    ]
+    return cells
+
+
 # --- (5) partial changes --------------------------------------------------------------------------
 
 
@@ -302,6 +355,32 @@ def partial_cells(quick: bool, data_dir: Path) -> list[str]:
         'config["epochs"] += 5',
         "steps_done += 1",
     ]
+
+
+# --- (6) a long session -------------------------------------------------------------------------------
+
+
+def long_cells(quick: bool, data_dir: Path) -> list[str]:
+    """1,000 small cells (quick: 150) on top of a 2 GB state (quick: 200 MB) that they do not touch."""
+    n_cells = 150 if quick else 1000
+    gib = 0.2 if quick else 2.0
+    rows = int(gib * 2**30 / 8 / 1024)
+    cells = [
+        "import numpy as np",
+        f"big = np.random.default_rng(0).random(({rows}, 1024))",
+        "counter = 0\nlog = []\nstats = {}",
+    ]
+    for i in range(n_cells):
+        kind = i % 4
+        if kind == 0:
+            cells.append("counter += 1")
+        elif kind == 1:
+            cells.append(f"log.append({i})")
+        elif kind == 2:
+            cells.append(f"stats['k{i % 13}'] = stats.get('k{i % 13}', 0) + {i}")
+        else:
+            cells.append("len(log), counter")
+    return cells
 
 
 # --- (7) awkward objects --------------------------------------------------------------------------
@@ -383,10 +462,22 @@ WORKLOADS: dict[str, Workload] = {
             simulation_cells,
         ),
         Workload(
+            "dl",
+            "(4) deep learning",
+            "a torch MLP (64-256-256-1) trained on 40k rows (quick 4k) for 4 epochs (quick 2), optimizer state, a deep copy of model and optimizer after each epoch",
+            dl_cells,
+        ),
+        Workload(
             "partial",
             "(5) partial changes",
             "a 256 MB array, a 1M-row frame, a list and a dict (quick: 1/10), then cells that change a few elements each",
             partial_cells,
+        ),
+        Workload(
+            "long",
+            "(6) long session",
+            "1,000 small cells (counters, a dict, appends; quick 150) on top of a 2 GB array (quick 200 MB) that no cell touches",
+            long_cells,
         ),
         Workload(
             "awkward",

@@ -117,3 +117,26 @@ def test_replay_brings_back_values_a_cell_joined_to_older_ones(start_kernel, tmp
     b = start_kernel(tmp_path / "b")
     b.ok(f"%nbstate import {tmp_path / 'bundle'}")
     assert b.value("[holder[0] is gen, next(gen), sq(7)]") == [True, 2, 49]
+
+
+def test_a_bundle_for_a_slow_link_ships_what_its_plan_loads_and_the_import_replays_the_rest(start_kernel, tmp_path):
+    """With --bandwidth, the exporter's plan replays what is cheaper to recompute than to send, and
+    the bundle holds only the bytes of what it loads. The importer, reading from a local disk,
+    would rather load those values: it must see that their bytes are not there, and replay."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = start_kernel(tmp_path / "a")
+    a.ok("import numpy as np\nbase = np.random.default_rng(0).random(2_000_000)")  # 16 MB, quick to make
+    a.ok("derived = np.sort(base)")
+    a.ok("derived[0] = -1.0\nsmall = {'first': float(derived[1])}")
+    expected = a.value("[float(base.sum()), float(derived.sum()), small]")
+    dest = tmp_path / "slow-link"
+    said = a.ok(f"%nbstate export {dest} --bandwidth 1MB/s").stdout
+    assert " 0 cell(s) to replay" not in said
+    shipped = sum(p.stat().st_size for p in dest.rglob("*.pack"))
+    assert shipped < 1_000_000  # neither array's bytes were sent
+    b = start_kernel(tmp_path / "b")
+    r = b.ok(f"%nbstate import {dest}")
+    assert "missing" not in r.stdout + r.stderr and "used another way" not in r.stdout, r.stdout
+    assert "replayed" in r.stdout and "derived" in r.stdout.split("replayed", 1)[1]
+    assert b.value("[float(base.sum()), float(derived.sum()), small]") == expected

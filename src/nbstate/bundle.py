@@ -552,13 +552,9 @@ def plan_import(manifest: dict[str, Any], bundle_store: Store, checked: ImportCh
     """The plan an import would follow (which versions load, which cells replay)."""
     from .timetravel import History
 
-    history = History(bundle_store, python_changed=checked.python_changed)
+    history = History(bundle_store, python_changed=checked.python_changed, check_blobs=True)  # (only some bytes are shipped)
     _rule_out_unreplayable(history, bundle_store, manifest, checked)
     target = bundle_store.commit(manifest["commit"])
-    for vid in sorted(set(target.state.values())):
-        v = history.version(vid)
-        if v.manifest and not all(bundle_store.blobs.has(h) for h in v.manifest["stream"]["chunks"]):
-            history.unloadable.add(vid)  # its bytes were not shipped
     try:
         return solve(sorted(set(target.state.values())), history.version_node, history.cell_node)
     except Infeasible as exc:

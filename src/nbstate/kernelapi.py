@@ -285,7 +285,7 @@ class _GuardedSession(porcelain.Session):
         self.job = job or self.job
         return super().undo(n)
 
-    def _move_to(self, commit_id: str, branch: str | None, action: str, python_changed: bool = False) -> Any:
+    def _move_to(self, commit_id: str, branch: str | None, action: str, python_changed: bool = False, check_blobs: bool = False) -> Any:
         from .timetravel import restore_state
 
         job = self.job or _Job(None)
@@ -298,7 +298,9 @@ class _GuardedSession(porcelain.Session):
         before = {n: namespace[n] for n in current if n in namespace}
         with job.cancellable_section() as close:
             try:
-                report, restored = restore_state(self.store, namespace, current, target, rec.transform, python_changed=python_changed)
+                report, restored = restore_state(
+                    self.store, namespace, current, target, rec.transform, python_changed=python_changed, check_blobs=check_blobs
+                )
                 close()
             except KeyboardInterrupt:
                 close()

@@ -509,14 +509,14 @@ class Session:
 
         return self._move_to(undo_target(self.store, self.notebook, n), None, f"undo {n}")
 
-    def _move_to(self, commit_id: str, branch: str | None, action: str, python_changed: bool = False) -> Any:
+    def _move_to(self, commit_id: str, branch: str | None, action: str, python_changed: bool = False, check_blobs: bool = False) -> Any:
         from .timetravel import restore_state
 
         rec = self._live()
         current: dict[str, int] = {n: -1 for n in rec.user_names()}
         current.update(rec.live_versions())
         report, restored = restore_state(
-            self.store, rec.namespace, current, self.store.commit(commit_id), rec.transform, python_changed=python_changed
+            self.store, rec.namespace, current, self.store.commit(commit_id), rec.transform, python_changed=python_changed, check_blobs=check_blobs
         )
         rec.after_restore([live for _, live in restored.values()], report.deleted)
         self.store.move_head(self.notebook, branch, commit_id, action)
@@ -582,7 +582,7 @@ class Session:
                             self.store.set_ref(self.notebook, kind, _unique(existing, wanted), where_to)
             branch = _unique(self.branches(), "imported")
             self.store.set_ref(self.notebook, "branch", branch, manifest["commit"])
-            report = self._move_to(manifest["commit"], branch, f"import {where}", python_changed=checked.python_changed)
+            report = self._move_to(manifest["commit"], branch, f"import {where}", python_changed=checked.python_changed, check_blobs=True)
         except BaseException as exc:
             if inserted.get("commits") or inserted.get("versions"):
                 self._take_back_import(inserted, refs_before)

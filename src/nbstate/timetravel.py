@@ -133,9 +133,12 @@ class _LoadFailed(Exception):
 class History:
     """The nodes the planner asks for, fetched from the store on demand and kept."""
 
-    def __init__(self, store: Store, unloadable: set[int] | None = None, python_changed: bool = False) -> None:
+    def __init__(self, store: Store, unloadable: set[int] | None = None, python_changed: bool = False, check_blobs: bool = False) -> None:
         self.store = store
         self.unloadable = set(unloadable or ())
+        # Whether a version's bytes may be missing (a bundle ships only those its exporter's plan
+        # loads): then a version is loadable only when the store has every chunk it names.
+        self.check_blobs = check_blobs
         self.unreplayable: dict[int, str] = {}
         self.python_changed = python_changed
         self.throughput = store.read_throughput()
@@ -151,6 +154,11 @@ class History:
     def version_node(self, vid: int) -> VersionNode:
         v = self.version(vid)
         loadable = v.serializable and vid not in self.unloadable and not (self.python_changed and _holds_code(v))
+        if loadable and self.check_blobs and v.manifest is not None:
+            hashes = set(v.manifest["stream"]["chunks"]) | {h for b in v.manifest["buffers"] for h in b["chunks"]}
+            if len(self.store.blobs.locate(list(hashes))) < len(hashes):
+                self.unloadable.add(vid)
+                loadable = False
         load = v.size / self.throughput + 0.0005 if loadable else math.inf
         return VersionNode(vid, load, v.cell_run_id)
 
@@ -226,6 +234,7 @@ def restore_state(
     target: Commit,
     transform: Callable[[str], str] = lambda code: code,
     python_changed: bool = False,
+    check_blobs: bool = False,
 ) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
     """Build every value of ``target`` that differs from ``current`` aside, then swap them in.
 
@@ -249,7 +258,7 @@ def restore_state(
     report.deleted = sorted(n for n in current if n not in wanted)
     to_restore = sorted({vid for n, vid in wanted.items() if n not in same})
     kept_values = {n: namespace[n] for n in report.kept if n in namespace}
-    history = History(store, python_changed=python_changed)
+    history = History(store, python_changed=python_changed, check_blobs=check_blobs)
     failures: list[str] = []
     while True:
         try:

@@ -124,6 +124,10 @@ class _Walker:
                 return special
         if mod.startswith("matplotlib"):
             return self._matplotlib(obj, depth)
+        if mod.startswith("torch"):
+            special = self._torch(obj, depth)
+            if special is not None:
+                return special
         if isinstance(obj, types.ModuleType):
             return _h("module", obj.__name__)
         if isinstance(obj, types.FunctionType):
@@ -148,6 +152,26 @@ class _Walker:
         if special is not None:
             return special
         return self._reduce(obj, t, depth)
+
+    # --- torch -------------------------------------------------------------------------------
+
+    def _torch(self, obj: Any, depth: int) -> str | None:
+        """Tensors by value (their pickle names storages by address), modules by their state and
+        mode, optimizers by their state and settings; None: the generic rules."""
+        import torch
+
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu()
+            data = t.contiguous().view(torch.uint8) if t.dtype != torch.bool and t.numel() else t.contiguous()
+            raw = bytes(data.numpy().tobytes()) if t.layout == torch.strided else repr(t.to_dense().tolist())
+            grad = self.fp(obj.grad, depth) if obj.grad is not None else None
+            return _h("tensor", type(obj).__name__, str(t.dtype), tuple(t.shape), obj.requires_grad, grad, raw)
+        if isinstance(obj, torch.nn.Module):
+            return _h("module", type(obj).__qualname__, obj.training, *(m.training for m in obj.modules()),
+                      self.fp(dict(obj.state_dict(keep_vars=True)), depth))
+        if isinstance(obj, torch.optim.Optimizer):
+            return _h("optimizer", type(obj).__qualname__, self.fp(obj.state_dict(), depth))
+        return None
 
     # --- numbers and frames ----------------------------------------------------------------
 

@@ -820,6 +820,10 @@ def render_markdown(result: dict[str, Any], figures: dict[str, str]) -> str:
         f"{m['git_commit']}{' with uncommitted changes in src/' if m['src_modified'] else ''}, Kishu {v['kishu'] or '(unavailable)'}, "
         f"dill {v['dill']}, numpy {v['numpy']}, pandas {v['pandas']}, scikit-learn {v['scikit-learn']}, matplotlib {v['matplotlib']} "
         f"(the same versions in Kishu's environment). Took {result['elapsed_s'] / 60:.0f} min. Raw data: `bench/results/{result['json_name']}`.",
+        *(
+            f"Re-measured later, in place of that run's: {WORKLOADS[w].title}, run {r['date']} at commit {r['commit']} by `{r['command']}`."
+            for w, r in result.get("remeasured", {}).items()
+        ),
         "",
         "Each notebook runs once per system in a fresh kernel, one system at a time. Cell times are client wall times "
         "(execute request to idle: hooks and checkpoints included). *untracked* is the same kernel with nothing loaded; "
@@ -1177,6 +1181,12 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
         "--systems", nargs="+", choices=list(SYSTEMS), default=None, help="default: all"
     )
     parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --workloads: measure those workloads again (every system) and put them in place of theirs in the "
+        "recorded full run (bench/results/peers.json), which keeps the other workloads; the section says which were re-measured",
+    )
+    parser.add_argument(
         "--workdir",
         default=None,
         help="where notebooks, data and stores go (default: a temporary directory)",
@@ -1196,6 +1206,8 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
     if "rerun" in systems and "untracked" not in systems:
         systems.insert(0, "untracked")  # rerun is checked against the untracked run
     command = invoked_as or " ".join([".venv/bin/python", "-m", "bench.peers", *argv])
+    if args.replace and (args.workloads is None or args.systems is not None or args.quick):
+        parser.error("--replace needs --workloads, every system and full sizes")
     canonical = not args.quick and args.workloads is None and args.systems is None
     suffix = "" if canonical else "-quick" if args.quick else "-partial"
 
@@ -1279,8 +1291,25 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
         "records": records,
         "runs": runs,
     }
+    if args.replace:
+        result = _replace_in_recorded(result, versions)
+        publish(result, "", True)
+        return 0
     publish(result, suffix, canonical)
     return 0
+
+
+def _replace_in_recorded(new: dict[str, Any], versions: dict[str, Any]) -> dict[str, Any]:
+    """The recorded full run with ``new``'s workloads in place of its own (or added)."""
+    old = json.loads((RESULTS_DIR / "peers.json").read_text())
+    for name in new["workloads"]:
+        old["runs"][name] = new["runs"][name]
+        old["workload_cells"][name] = new["workload_cells"][name]
+        old.setdefault("remeasured", {})[name] = {"date": new["date"], "commit": new["machine"]["git_commit"], "command": new["command"]}
+    old["workloads"] = [w for w in WORKLOADS if w in old["runs"]]
+    old["records"] = [r for name in old["workloads"] for r in build_records(name, old["runs"][name], versions)]
+    old["json_name"] = "peers.json"
+    return old
 
 
 def publish(result: dict[str, Any], suffix: str, canonical: bool) -> None:
@@ -1316,6 +1345,19 @@ def render_recorded(path: Path) -> int:
     suffix = "" if canonical else "-quick" if result["quick"] else "-partial"
     publish(result, suffix, canonical)
     return 0
+
+
+def _replace_in_recorded(new: dict[str, Any], versions: dict[str, Any]) -> dict[str, Any]:
+    """The recorded full run with ``new``'s workloads in place of its own (or added)."""
+    old = json.loads((RESULTS_DIR / "peers.json").read_text())
+    for name in new["workloads"]:
+        old["runs"][name] = new["runs"][name]
+        old["workload_cells"][name] = new["workload_cells"][name]
+        old.setdefault("remeasured", {})[name] = {"date": new["date"], "commit": new["machine"]["git_commit"], "command": new["command"]}
+    old["workloads"] = [w for w in WORKLOADS if w in old["runs"]]
+    old["records"] = [r for name in old["workloads"] for r in build_records(name, old["runs"][name], versions)]
+    old["json_name"] = "peers.json"
+    return old
 
 
 if __name__ == "__main__":

@@ -317,9 +317,7 @@ def export(store: Store, notebook: str, ref_commit: str, dest: str, history: boo
     target = store.commit(ref_commit)
     chain = list(store.ancestors(target.id))[::-1]
     commits = store.commits(notebook)[::-1] if history else chain
-    planner = History(store)
-    if bandwidth:
-        planner.throughput = 1 / (1 / planner.throughput + 1 / bandwidth)
+    planner = History(store, bandwidth=bandwidth)
     targets = sorted(set(target.state.values()))
     try:
         plan = solve(targets, planner.version_node, planner.cell_node)

@@ -133,8 +133,14 @@ class _LoadFailed(Exception):
 class History:
     """The nodes the planner asks for, fetched from the store on demand and kept."""
 
-    def __init__(self, store: Store, unloadable: set[int] | None = None, python_changed: bool = False, check_blobs: bool = False) -> None:
+    def __init__(
+        self, store: Store, unloadable: set[int] | None = None, python_changed: bool = False, check_blobs: bool = False,
+        bandwidth: float | None = None,
+    ) -> None:
         self.store = store
+        # Bytes per second of the link a bundle crosses (export --bandwidth): a version's stored
+        # (compressed) bytes cross it, on top of reading and decoding them.
+        self.bandwidth = bandwidth
         self.unloadable = set(unloadable or ())
         # Whether a version's bytes may be missing (a bundle ships only those its exporter's plan
         # loads): then a version is loadable only when the store has every chunk it names.
@@ -160,6 +166,9 @@ class History:
                 self.unloadable.add(vid)
                 loadable = False
         load = v.size / self.throughput + 0.0005 if loadable else math.inf
+        if loadable and self.bandwidth and v.manifest is not None:
+            hashes = set(v.manifest["stream"]["chunks"]) | {h for b in v.manifest["buffers"] for h in b["chunks"]}
+            load += sum(loc.stored for loc in self.store.blobs.locate(list(hashes)).values()) / self.bandwidth
         return VersionNode(vid, load, v.cell_run_id)
 
     def run(self, run_id: int) -> tuple[Any, Commit, dict[str, int]]:

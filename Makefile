@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-quick lint clean soak labextension browser coverage
+.PHONY: demo test bench bench-quick lint clean soak labextension browser coverage frontend
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-test: $(STAMP) browser
+test: $(STAMP) browser frontend
 	$(BIN)/python -m pytest -q tests
 
 # Debian's Chromium for the browser tests (tests/test_ui_lab.py, tests/test_web.py): apt-get
 # installs it when it is missing; where apt cannot run, those tests skip and say why.
 browser:
 	@bash scripts/ensure-chromium.sh
+
+# The front end's npm packages (labextension/node_modules), so that the tests check that the
+# committed build is what the TypeScript source compiles to; without npm they skip and say so.
+frontend:
+	@if command -v npm >/dev/null 2>&1; then \
+		[ -d labextension/node_modules ] || (cd labextension && npm ci --no-audit --no-fund --loglevel=error) \
+		|| echo "frontend: npm ci failed; the build check of tests/test_ui_layout.py will be skipped" >&2; \
+	else echo "frontend: no npm here; the build check of tests/test_ui_layout.py will be skipped" >&2; fi
 
 # The JupyterLab extension from its TypeScript source (labextension/), with npm: the prebuilt
 # result is committed under src/nbstate/labextension/ (and the page of `nbstate serve` under

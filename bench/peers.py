@@ -83,7 +83,10 @@ class Config:
 # The caps keep a run within its time budget when a system is many times slower than the
 # notebook itself; a stopped run is reported as such, and compared on the cells it ran.
 FULL = Config(quick=False, targets=10, run_cap_s=240, checkout_cap_s=90)
-QUICK = Config(quick=True, targets=4, run_cap_s=30, checkout_cap_s=15)
+QUICK = Config(quick=True, targets=3, run_cap_s=15, checkout_cap_s=8)
+# A smoke run (--quick) covers one notebook of each kind of state: frames, large arrays,
+# partial changes, objects that cannot be pickled.
+QUICK_WORKLOADS = ("eda", "simulation", "partial", "awkward")
 
 
 def _log(msg: str) -> None:
@@ -1172,10 +1175,10 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="200k-row EDA and smaller notebooks, 4 checkout targets, 30 s caps (about 5 minutes)",
+        help="EDA (200k rows), simulation, partial changes and awkward objects at small sizes, 3 checkout targets, 15 s run and 8 s checkout caps (about 2 minutes)",
     )
     parser.add_argument(
-        "--workloads", nargs="+", choices=list(WORKLOADS), default=None, help="default: all"
+        "--workloads", nargs="+", choices=list(WORKLOADS), default=None, help="default: all (with --quick: eda simulation partial awkward)"
     )
     parser.add_argument(
         "--systems", nargs="+", choices=list(SYSTEMS), default=None, help="default: all"
@@ -1201,7 +1204,7 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
     if args.render:
         return render_recorded(RESULTS_DIR / ("peers-quick.json" if args.quick else "peers.json"))
     cfg = QUICK if args.quick else FULL
-    workloads = args.workloads or list(WORKLOADS)
+    workloads = args.workloads or (list(QUICK_WORKLOADS) if args.quick else list(WORKLOADS))
     systems = [s for s in SYSTEMS if args.systems is None or s in args.systems]
     if "rerun" in systems and "untracked" not in systems:
         systems.insert(0, "untracked")  # rerun is checked against the untracked run

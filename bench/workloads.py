@@ -361,9 +361,9 @@ def partial_cells(quick: bool, data_dir: Path) -> list[str]:
 
 
 def long_cells(quick: bool, data_dir: Path) -> list[str]:
-    """1,000 small cells (quick: 150) on top of a 2 GB state (quick: 200 MB) that they do not touch."""
+    """1,000 small cells (quick: 150) on top of a 2 GB state (quick: 50 MB) that they do not touch."""
     n_cells = 150 if quick else 1000
-    gib = 0.2 if quick else 2.0
+    gib = 0.05 if quick else 2.0
     rows = int(gib * 2**30 / 8 / 1024)
     cells = [
         "import numpy as np",
@@ -476,7 +476,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "long",
             "(6) long session",
-            "1,000 small cells (counters, a dict, appends; quick 150) on top of a 2 GB array (quick 200 MB) that no cell touches",
+            "1,000 small cells (counters, a dict, appends; quick 150) on top of a 2 GB array (quick 50 MB) that no cell touches",
             long_cells,
         ),
         Workload(

@@ -11,6 +11,7 @@ state there, so time travel goes on. Never imports IPython.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -398,19 +399,39 @@ def imports_of(code: str) -> set[str]:
     return found
 
 
+# Top-level modules whose distribution has another name, among those notebooks import most.
+_DISTRIBUTION_OF = {
+    "sklearn": "scikit-learn", "PIL": "pillow", "yaml": "PyYAML", "bs4": "beautifulsoup4", "skimage": "scikit-image",
+    "cv2": "opencv-python", "dateutil": "python-dateutil", "attr": "attrs", "google": "protobuf",
+}
+
+
 def _package_versions(modules: set[str]) -> dict[str, str]:
-    dists = importlib.metadata.packages_distributions()
+    """``distribution==version`` per top-level module ("" for the standard library and modules
+    of no distribution). Looked up by name first: scanning every installed distribution's files
+    (``packages_distributions``) takes a second in a large environment, so it is done only for
+    the modules that lookup misses, once per process."""
     out = {}
     for m in sorted(modules):
-        for dist in dists.get(m, []):
-            try:
-                out[m] = f"{dist}=={importlib.metadata.version(dist)}"
-            except importlib.metadata.PackageNotFoundError:
-                continue
-            break
-        else:
-            out.setdefault(m, "")
+        if m in getattr(sys, "stdlib_module_names", ()) or m in sys.builtin_module_names:
+            out[m] = ""
+            continue
+        out[m] = _version_of(_DISTRIBUTION_OF.get(m, m)) or next(
+            (v for dist in _distributions_scan().get(m, []) if (v := _version_of(dist))), ""
+        )
     return out
+
+
+def _version_of(dist: str) -> str:
+    try:
+        return f"{dist}=={importlib.metadata.version(dist)}"
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions_scan() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
 
 
 # --- import ---------------------------------------------------------------------------------------

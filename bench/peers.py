@@ -1350,18 +1350,5 @@ def render_recorded(path: Path) -> int:
     return 0
 
 
-def _replace_in_recorded(new: dict[str, Any], versions: dict[str, Any]) -> dict[str, Any]:
-    """The recorded full run with ``new``'s workloads in place of its own (or added)."""
-    old = json.loads((RESULTS_DIR / "peers.json").read_text())
-    for name in new["workloads"]:
-        old["runs"][name] = new["runs"][name]
-        old["workload_cells"][name] = new["workload_cells"][name]
-        old.setdefault("remeasured", {})[name] = {"date": new["date"], "commit": new["machine"]["git_commit"], "command": new["command"]}
-    old["workloads"] = [w for w in WORKLOADS if w in old["runs"]]
-    old["records"] = [r for name in old["workloads"] for r in build_records(name, old["runs"][name], versions)]
-    old["json_name"] = "peers.json"
-    return old
-
-
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -247,13 +247,15 @@ def _pool() -> Any:
     return _pool_instance
 
 
-def _in_pool() -> bool:
-    return getattr(_local, "pooled", False)
+def _threads_pay(nbytes: int, parts: int) -> bool:
+    """Whether ``parts`` pieces of work over ``nbytes`` go to the pool: enough bytes, more than
+    one piece and one core, and not from a pool thread already (a pool waiting on itself would
+    never finish)."""
+    return nbytes >= _PARALLEL_MIN and parts > 1 and (os.cpu_count() or 1) > 1 and not getattr(_local, "pooled", False)
 
 
 def _pooled(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn`` in a pool thread, marked so that it does not hand work to the pool again (a
-    pool waiting on itself would never finish)."""
+    """Run ``fn`` in a pool thread, marked so that it does not hand work to the pool again."""
     _local.pooled = True
     return fn(*args)
 
@@ -285,7 +287,6 @@ class BlobFiles:
         self._seen: set[str] = set()  # named by the index (committed)
         self._uncommitted: dict[str, Written] = {}  # appended by this process, not yet indexed
         self._compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-        self._decompressor = zstandard.ZstdDecompressor()
         self._pack: str | None = None
         self._pack_file = None
         self._dirty = False
@@ -574,7 +575,7 @@ class BlobFiles:
     def _decode(self, loc: Location, payload: bytes | memoryview) -> bytes:
         if loc.codec == "zstd":
             try:
-                return self._decompressor.decompress(payload)
+                return _thread_decompressor().decompress(payload)
             except zstandard.ZstdError as exc:
                 raise BlobError(f"blob {loc.hash} is damaged: {exc}") from None
         if loc.codec == "raw":
@@ -636,11 +637,17 @@ class BlobFiles:
     def read_many(self, buffers: Sequence[tuple[list[str], int]], allow_map: bool = False) -> list[bytearray | mmap.mmap]:
         """``read_into`` for several buffers (chunk hashes, length), side by side when they are
         large enough together for threads to pay."""
-        if len(buffers) > 1 and sum(n for _, n in buffers) >= _PARALLEL_MIN and (os.cpu_count() or 1) > 1 and not _in_pool():
-            for pack in {loc.pack for loc in self.locate([h for hs, _ in buffers for h in hs]).values() if loc.pack is not None}:
-                self._fd(pack)
-            return list(_pool().map(lambda b: _pooled(self.read_into, b[0], b[1], allow_map), buffers))
+        if _threads_pay(sum(n for _, n in buffers), len(buffers)):
+            locations = self.locate([h for hs, _ in buffers for h in hs]).values()
+            return self._side_by_side(self.read_into, [(hs, n, allow_map) for hs, n in buffers], locations)
         return [self.read_into(hs, n, allow_map=allow_map) for hs, n in buffers]
+
+    def _side_by_side(self, fn: Callable[..., Any], calls: list[tuple], locations: Iterable[Location]) -> list[Any]:
+        """``fn(*args)`` for each of ``calls`` in the pool; zstd and xxhash release the GIL. The
+        packs the calls read are opened here first, so that the threads only read."""
+        for pack in {loc.pack for loc in locations if loc.pack is not None}:
+            self._fd(pack)
+        return list(_pool().map(lambda args: _pooled(fn, *args), calls))
 
     def _fill(self, view: memoryview, hashes: list[str], where: dict[str, Location], length: int, skip: set[int] | None = None) -> None:
         pos = 0
@@ -666,14 +673,8 @@ class BlobFiles:
             pos += size
         if pos != length:
             raise BlobError(f"chunks {hashes[:1]}... add up to {pos} bytes, expected {length}")
-        compressed = sum(loc.stored for loc, _ in tasks if loc.codec != "raw")
-        if compressed >= _PARALLEL_MIN and len(tasks) > 1 and (os.cpu_count() or 1) > 1 and not _in_pool():
-            # zstd and xxhash release the GIL: the chunks are decoded and checked side by side
-            # (the packs are opened here first, so that the threads only read).
-            for pack in {loc.pack for loc, _ in tasks if loc.pack is not None}:
-                self._fd(pack)
-            for done in _pool().map(lambda t: _pooled(self._fill_one, *t), tasks):
-                del done
+        if _threads_pay(sum(loc.stored for loc, _ in tasks if loc.codec != "raw"), len(tasks)):
+            self._side_by_side(self._fill_one, tasks, (loc for loc, _ in tasks))
         else:
             for loc, dest in tasks:
                 self._fill_one(loc, dest)

@@ -30,7 +30,7 @@ from typing import Any
 
 from . import __version__
 from .plan import Infeasible, Plan, solve
-from .store import FORMAT_VERSION, Commit, Store, StoreError
+from .store import FORMAT_VERSION, Commit, Store, StoreError, manifest_chunks
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_KIND = "nbstate-bundle"
@@ -251,10 +251,8 @@ def copy_history(
                      int(v.serializable), v.reason, json.dumps(v.types), produced),
                 ).lastrowid
                 inserted["versions"].append(version_ids[vid])
-                if v.manifest and (blob_versions is None or vid in blob_versions):
-                    blobs_to_copy.update(v.manifest["stream"]["chunks"])
-                    for b in v.manifest["buffers"]:
-                        blobs_to_copy.update(b["chunks"])
+                if blob_versions is None or vid in blob_versions:
+                    blobs_to_copy.update(manifest_chunks(v.manifest))
             if c.code:
                 blobs_to_copy.add(c.code)
             parent = c.parent if c.parent in have or any(p.id == c.parent for p in commits) else None

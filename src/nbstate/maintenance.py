@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .blobs import PACK_MAGIC, BlobError, BlobFiles, Location, digest, loose_hashes, pack_names
-from .store import Store
+from .store import Store, manifest_chunks
 
 # --- shared reading -------------------------------------------------------------------------------
 
@@ -48,15 +48,6 @@ def _version_rows(store: Store) -> dict[int, tuple[list[str], dict[str, Any] | N
     """version id -> (names, manifest, size, serializable, cell run)."""
     rows = store.db.execute("SELECT id, names, manifest, size, serializable, cell_run_id FROM var_versions")
     return {r[0]: (json.loads(r[1]), json.loads(r[2]) if r[2] else None, r[3], bool(r[4]), r[5]) for r in rows}
-
-
-def manifest_chunks(manifest: dict[str, Any] | None) -> list[str]:
-    if not manifest:
-        return []
-    out = list(manifest["stream"]["chunks"])
-    for b in manifest["buffers"]:
-        out.extend(b["chunks"])
-    return out
 
 
 def _index(store: Store) -> dict[str, Location]:

@@ -64,24 +64,6 @@ def describe(value: Any) -> str:
     return name
 
 
-def _manifest(ser: codec.Serialized, names: list[str]) -> tuple[dict[str, Any], list[Chunk], str]:
-    # The stream in content-defined chunks (insertions shift nothing after them); buffers in
-    # fixed chunks, restarting at each row of a multi-row block (see blobs.split).
-    stream_chunks = list(split_stream(ser.stream))
-    buffers = []
-    chunks = list(stream_chunks)
-    parts = [(len(ser.stream), [c.hash for c in stream_chunks])]
-    for buf in ser.buffers:
-        cs = list(split(buf, buffer_segment(buf)))
-        chunks.extend(cs)
-        buffers.append({"n": buf.nbytes, "chunks": [c.hash for c in cs]})
-        parts.append((buf.nbytes, [c.hash for c in cs]))
-    manifest = {"names": names, "stream": {"n": len(ser.stream), "chunks": parts[0][1]}, "buffers": buffers}
-    if ser.class_refs:
-        manifest["class_refs"] = sorted(ser.class_refs)
-    return manifest, chunks, fingerprint(parts)
-
-
 @dataclass
 class _Stream:
     """A pickle stream as it was cut while the pickler made it (its bytes are not kept)."""
@@ -110,19 +92,30 @@ def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None) -
 
 
 def _streamed_manifest(ser: codec.Serialized, stream: _Stream, names: list[str]) -> tuple[dict[str, Any], list[Chunk], str]:
-    """Like _manifest, for a stream cut as it was made: the chunks returned are the buffers'."""
+    """The manifest, the buffers' chunks and the fingerprint of a serialization whose stream was
+    cut as it was made. The stream is in content-defined chunks (an insertion shifts nothing after
+    it), buffers in fixed chunks restarting at each row of a multi-row block (see blobs.split)."""
     buffers = []
     chunks: list[Chunk] = []
     parts = [(stream.length, list(stream.hashes))]
     for buf in ser.buffers:
         cs = list(split(buf, buffer_segment(buf)))
         chunks.extend(cs)
-        buffers.append({"n": buf.nbytes, "chunks": [c.hash for c in cs]})
-        parts.append((buf.nbytes, [c.hash for c in cs]))
+        hashes = [c.hash for c in cs]
+        buffers.append({"n": buf.nbytes, "chunks": hashes})
+        parts.append((buf.nbytes, hashes))
     manifest = {"names": names, "stream": {"n": stream.length, "chunks": parts[0][1]}, "buffers": buffers}
     if ser.class_refs:
         manifest["class_refs"] = sorted(ser.class_refs)
     return manifest, chunks, fingerprint(parts)
+
+
+def _manifest(ser: codec.Serialized, names: list[str]) -> tuple[dict[str, Any], list[Chunk], str]:
+    """Like _streamed_manifest, for a stream held whole: its chunks are returned too."""
+    stream_chunks = list(split_stream(ser.stream))
+    stream = _Stream(len(ser.stream), [c.hash for c in stream_chunks])
+    manifest, chunks, fp = _streamed_manifest(ser, stream, names)
+    return manifest, stream_chunks + chunks, fp
 
 
 class Tracker:

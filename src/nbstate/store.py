@@ -121,6 +121,16 @@ def check_database_file(root: Path) -> None:
         raise DamagedStore(damaged_database_message(root, f"the file is {size} bytes, its header says {pages * page_size}: it was cut short"))
 
 
+def manifest_chunks(manifest: dict[str, Any] | None) -> list[str]:
+    """Every chunk hash a version's manifest names: its stream's, then each buffer's."""
+    if not manifest:
+        return []
+    out = list(manifest["stream"]["chunks"])
+    for b in manifest["buffers"]:
+        out.extend(b["chunks"])
+    return out
+
+
 @dataclass
 class VariableVersion:
     id: int

@@ -24,7 +24,7 @@ from . import codec
 from .analysis import side_effects
 from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
 from .state import LiveCoVariable, load_version_with_ids, restored_fingerprint, version_fingerprint
-from .store import Commit, Store, StoreError, VariableVersion
+from .store import Commit, Store, StoreError, VariableVersion, manifest_chunks
 
 
 class RefError(StoreError):
@@ -160,15 +160,17 @@ class History:
     def version_node(self, vid: int) -> VersionNode:
         v = self.version(vid)
         loadable = v.serializable and vid not in self.unloadable and not (self.python_changed and _holds_code(v))
-        if loadable and self.check_blobs and v.manifest is not None:
-            hashes = set(v.manifest["stream"]["chunks"]) | {h for b in v.manifest["buffers"] for h in b["chunks"]}
-            if len(self.store.blobs.locate(list(hashes))) < len(hashes):
+        stored = None
+        if loadable and (self.check_blobs or self.bandwidth) and v.manifest is not None:
+            hashes = set(manifest_chunks(v.manifest))
+            where = self.store.blobs.locate(list(hashes))
+            if self.check_blobs and len(where) < len(hashes):
                 self.unloadable.add(vid)
                 loadable = False
+            stored = sum(loc.stored for loc in where.values())
         load = v.size / self.throughput + 0.0005 if loadable else math.inf
-        if loadable and self.bandwidth and v.manifest is not None:
-            hashes = set(v.manifest["stream"]["chunks"]) | {h for b in v.manifest["buffers"] for h in b["chunks"]}
-            load += sum(loc.stored for loc in self.store.blobs.locate(list(hashes)).values()) / self.bandwidth
+        if loadable and self.bandwidth and stored is not None:
+            load += stored / self.bandwidth
         return VersionNode(vid, load, v.cell_run_id)
 
     def run(self, run_id: int) -> tuple[Any, Commit, dict[str, int]]:
@@ -345,21 +347,20 @@ def _execute(
             if u not in load:
                 raise ReplayError(run_id, f"replaying cell [{run.execution_count}] needs {', '.join(v.names)}, which the plan neither loads nor rebuilds")
             needed.append(v)
-        # An input that refers to a notebook class by name is loaded once the class is there.
-        while needed:
-            waiting = []
-            for v in needed:
-                try:
-                    values, _ = _load(store, v, iso, ChainMap(iso, kept))
-                except codec.MissingName:
-                    waiting.append(v)
-                    continue
-                iso.update(values)
-                at.update({n: v.id for n in v.names})
-            if len(waiting) == len(needed):
-                names = ", ".join(n for v in waiting for n in v.names)
-                raise ReplayError(run_id, f"replaying cell [{run.execution_count}] needs {names}, which refer to a class the plan does not restore first")
-            needed = waiting
+
+        def load_input(v: VariableVersion) -> bool:
+            try:
+                values, _ = _load(store, v, iso, ChainMap(iso, kept))
+            except codec.MissingName:
+                return False
+            iso.update(values)
+            at.update({n: v.id for n in v.names})
+            return True
+
+        stuck = _in_class_order(needed, load_input)
+        if stuck:
+            names = ", ".join(n for v in stuck for n in v.names)
+            raise ReplayError(run_id, f"replaying cell [{run.execution_count}] needs {names}, which refer to a class the plan does not restore first")
         effects = side_effects(run.code)
         if effects:
             report.warnings.append(
@@ -380,25 +381,36 @@ def _execute(
     restored: dict[int, tuple[dict[str, Any], LiveCoVariable]] = {}
     staged: dict[str, Any] = {}
     lookup = ChainMap(staged, kept)
-    # Loaded versions that reference a notebook class by name wait until the class is staged.
-    pending = [history.version(t) for t in targets]
-    while pending:
-        waiting = []
-        for v in pending:
-            values, ids, how = _obtain(v, iso, at, namespace, lookup, history, report)
-            if values is None:
-                waiting.append(v)
-                continue
-            staged.update(values)
-            restored[v.id] = (values, LiveCoVariable(frozenset(v.names), v.id, v.fingerprint, ids))
-            (report.replayed if how == "replayed" else report.loaded).extend(v.names)
-            if how != "replayed":
-                report.loaded_versions.append(v.id)
-        if len(waiting) == len(pending):
-            names = ", ".join(n for v in waiting for n in v.names)
-            raise CheckoutError(f"cannot restore {names}: a class it needs is not defined in the target state. Nothing was changed.")
-        pending = waiting
+
+    def take(v: VariableVersion) -> bool:
+        values, ids, how = _obtain(v, iso, at, namespace, lookup, history, report)
+        if values is None:
+            return False
+        staged.update(values)
+        restored[v.id] = (values, LiveCoVariable(frozenset(v.names), v.id, v.fingerprint, ids))
+        (report.replayed if how == "replayed" else report.loaded).extend(v.names)
+        if how != "replayed":
+            report.loaded_versions.append(v.id)
+        return True
+
+    stuck = _in_class_order([history.version(t) for t in targets], take)
+    if stuck:
+        names = ", ".join(n for v in stuck for n in v.names)
+        raise CheckoutError(f"cannot restore {names}: a class it needs is not defined in the target state. Nothing was changed.")
     return restored
+
+
+def _in_class_order(versions: list[VariableVersion], take: Callable[[VariableVersion], bool]) -> list[VariableVersion]:
+    """Call ``take`` on each version until each has returned True: a value that refers to a
+    notebook class by name can be loaded only once that class is there, so those that cannot
+    yet wait for a later round. Returns the versions that never could (none when all went)."""
+    pending = list(versions)
+    while pending:
+        waiting = [v for v in pending if not take(v)]
+        if len(waiting) == len(pending):
+            return waiting
+        pending = waiting
+    return []
 
 
 def _obtain(

@@ -150,28 +150,25 @@ def _run_case(s: _Session, case: Case, res: CaseResult) -> str | None:
     reasons = sorted({unser[n] for n in case.checked if n in unser})
     res.replayed = "; ".join(reasons) or None
 
-    r = k.run("%nbstate undo")
-    if _failed(r):
-        res.fail("undo", f"%nbstate undo failed: {_failed(r)}")
-    else:
-        problems = s.check(case, "before")
-        if problems:
-            res.fail("undo", "; ".join(problems) + (f" [{r.stdout.strip()}]" if r.stdout.strip() else ""))
-        else:
-            res.ok("undo")
-    r = k.run(f"%nbstate checkout {after_commit}")
-    if _failed(r):
-        res.fail("redo", f"%nbstate checkout failed: {_failed(r)}")
-    else:
-        problems = s.check(case, "after")
-        if problems:
-            res.fail("redo", "; ".join(problems) + (f" [{r.stdout.strip()}]" if r.stdout.strip() else ""))
-        else:
-            res.ok("redo")
+    _move(s, case, res, "undo", "%nbstate undo", "before")
+    _move(s, case, res, "redo", f"%nbstate checkout {after_commit}", "after")
     if res.passed["redo"] is False and not s.check(case, "before"):
         # Restore failed and left the earlier value: make the change again, for migration.
         k.run(case.change)
     return after_commit
+
+
+def _move(s: _Session, case: Case, res: CaseResult, check: str, line: str, which: str) -> None:
+    """Run an undo or checkout magic, then compare the case's values with its ``which`` ones."""
+    r = s.k.run(line)
+    if _failed(r):
+        res.fail(check, f"{' '.join(line.split()[:2])} failed: {_failed(r)}")
+        return
+    problems = s.check(case, which)
+    if problems:
+        res.fail(check, "; ".join(problems) + (f" [{r.stdout.strip()}]" if r.stdout.strip() else ""))
+    else:
+        res.ok(check)
 
 
 def _read_only_cell(names: list[str]) -> str:

@@ -314,3 +314,17 @@ def test_a_long_linked_structure_is_read_quietly(kernel):
     e = kernel.log()[0]
     assert {"head", "n", "node"} <= set(e["examined"]) and e["error"] is None
     assert kernel.ok("%nbstate status").stdout.count("last nbstate error") == 0
+
+
+def test_a_class_changed_through_a_name_the_same_cell_rebinds_is_recorded(kernel):
+    """`a[0].scale = 1` changes the notebook class Point that `a` held; the cell then rebinds `a`,
+    so nothing that is left in the namespace refers to Point, yet Point's new state must be
+    recorded (and restored by a checkout)."""
+    kernel.ok("class Point:\n    scale = 0")
+    kernel.ok("a = [Point, Point]")
+    e = run(kernel, "a[0].scale = 1\na = 0")
+    assert set(e["changed"]) == {"Point", "a"}
+    kernel.ok("%nbstate undo")
+    assert kernel.value("[Point.scale, len(a)]") == [0, 2]
+    kernel.ok("%nbstate checkout @{-1}")
+    assert kernel.value("[Point.scale, a]") == [1, 0]

@@ -154,6 +154,11 @@ class Tracker:
             covar = self.by_name.get(n)
             if covar is not None:
                 candidates |= {m for m in covar.names if m in user_names}
+                # So may every notebook class its values referred to by name (`a[0].attr = 1`),
+                # whatever the name holds now (the same cell may rebind it: `a = 0`).
+                for ref in covar.class_refs:
+                    ref_covar = self.by_name.get(ref)
+                    candidates |= {m for m in (ref_covar.names if ref_covar is not None else {ref}) if m in user_names}
         # A value that refers to a class by name, whose name now holds another object (or none):
         # its bytes would now carry the old class by value.
         for covar in {id(c): c for c in self.by_name.values() if c.class_refs}.values():

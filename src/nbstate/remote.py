@@ -208,19 +208,17 @@ def pull(url: str, for_writing: bool) -> Path:
             pass
     os.replace(tmp, root / "nbstate.sqlite")
     os.chmod(root / "nbstate.sqlite", 0o600)
+    _remember(root, remote, manifest, _local_generation(root))
+    return root
+
+
+def _remember(root: Path, remote: Remote, manifest: dict[str, Any], mark: str, older_db: str | None = None) -> None:
+    """Record in the local copy that the URL holds ``manifest`` and the copy's database ``mark``."""
     _write_sync_state(
         root,
-        {
-            "url": remote.shown,
-            "generation": manifest["generation"],
-            "writer": manifest.get("writer"),
-            "uploaded": {name: sum(n for _, n in segs) for name, segs in manifest["packs"].items()},
-            "segments": manifest["packs"],
-            "db": manifest["db"],
-            "local_mark": _local_generation(root),
-        },
+        {"url": remote.shown, "generation": manifest["generation"], "writer": manifest.get("writer"), "segments": manifest["packs"],
+         "db": manifest["db"], "older_db": older_db, "local_mark": mark},
     )
-    return root
 
 
 class Mirror:
@@ -305,10 +303,7 @@ class Mirror:
                 _say(f"nbstate: {self.error}. `nbstate export --store {self.root} DEST` saves its history.")
                 return
             segments: dict[str, list[list[int]]] = {k: [list(s) for s in v] for k, v in state.get("segments", {}).items()}
-            uploaded: dict[str, int] = dict(state.get("uploaded", {}))
-            packs = self.root / "objects" / "packs"
-            present = {p.name: p.stat().st_size for p in packs.glob("*.pack")} if packs.is_dir() else {}
-            # the database first, so that every pack byte it names is taken below
+            # the database first, so that every pack byte it names is in the packs listed below
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".snapshot-")
             os.close(fd)
             try:
@@ -323,9 +318,10 @@ class Mirror:
             finally:
                 os.unlink(tmp)
             mark = _local_generation(self.root)
-            present = {name: os.stat(packs / name).st_size for name in present if (packs / name).exists()}
+            packs = self.root / "objects" / "packs"
+            present = {p.name: p.stat().st_size for p in packs.glob("*.pack")} if packs.is_dir() else {}
             for name, size in sorted(present.items()):
-                have = uploaded.get(name, 0)
+                have = sum(n for _, n in segments.get(name, ()))  # segments run from offset 0 without gaps
                 if size < have:  # rewritten under the same name: send it again
                     segments[name], have = [], 0
                 if size == have:
@@ -335,7 +331,6 @@ class Mirror:
                     data = f.read(size - have)
                 self.remote.put(f"packs/{name}/{have:016x}", data)
                 segments.setdefault(name, []).append([have, len(data)])
-                uploaded[name] = have + len(data)
             gone = [name for name in segments if name not in present]
             generation = int(state.get("generation") or 0) + 1
             db_name = f"db/{generation:08d}-{self.writer}.sqlite.zst"
@@ -356,19 +351,7 @@ class Mirror:
             if state.get("older_db"):
                 self.remote.remove([state["older_db"]])
             self.remote.remove([f"packs/{name}/{start:016x}" for name in gone for start, _ in segments[name]])
-            _write_sync_state(
-                self.root,
-                {
-                    "url": self.remote.shown,
-                    "generation": generation,
-                    "writer": self.writer,
-                    "uploaded": {k: v for k, v in uploaded.items() if k not in gone},
-                    "segments": manifest["packs"],
-                    "db": db_name,
-                    "older_db": old_db,
-                    "local_mark": mark,
-                },
-            )
+            _remember(self.root, self.remote, manifest, mark, older_db=old_db)
             self.last_push = time.time()
 
 

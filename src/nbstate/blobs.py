@@ -260,6 +260,19 @@ def _pooled(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
+def _encode(data: memoryview) -> tuple[bytes | memoryview, str]:
+    """A chunk's payload: compressed where a sample of it compresses well, else as it is."""
+    n = len(data)
+    if n >= 256:
+        compressor = getattr(_local, "compressor", None)
+        if compressor is None:  # one of this thread's own, as for decompressors
+            compressor = _local.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+        sample = data[: min(n, _SAMPLE)]
+        if len(compressor.compress(sample)) <= _WORTH_IT * len(sample):
+            return compressor.compress(data), "zstd"
+    return data, "raw"
+
+
 def _thread_decompressor() -> zstandard.ZstdDecompressor:
     """A decompressor of this thread's own (they cannot be shared between threads)."""
     d = getattr(_local, "decompressor", None)
@@ -286,7 +299,6 @@ class BlobFiles:
         self.fsync = fsync
         self._seen: set[str] = set()  # named by the index (committed)
         self._uncommitted: dict[str, Written] = {}  # appended by this process, not yet indexed
-        self._compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
         self._pack: str | None = None
         self._pack_file = None
         self._dirty = False
@@ -365,20 +377,17 @@ class BlobFiles:
         if unknown:
             known = self.lookup(list(dict.fromkeys(unknown)))
             self._seen.update(known)
-        out: list[Written | None] = []
-        rolled = False
-        for c in chunks:
-            if c.hash in self._seen:
-                out.append(None)
-                continue
-            w = self._uncommitted.get(c.hash)
-            if w is None:
-                if not rolled:
-                    self._ensure_pack()
-                    rolled = True
-                w = self._append(c.hash, c.data)
-            out.append(w)
-        return out
+        fresh = {c.hash: c.data for c in chunks if c.hash not in self._seen and c.hash not in self._uncommitted}
+        if fresh:
+            self._ensure_pack()
+            datas = list(fresh.values())
+            if _threads_pay(sum(len(d) for d in datas), len(datas)):  # zstd lets go of the GIL
+                encoded = self._side_by_side(_encode, [(d,) for d in datas], ())
+            else:
+                encoded = [_encode(d) for d in datas]
+            for h, data, (payload, codec) in zip(fresh, datas, encoded):
+                self._append(h, data, payload, codec)
+        return [None if c.hash in self._seen else self._uncommitted[c.hash] for c in chunks]
 
     def _ensure_pack(self) -> None:
         if self._pack_file is not None and self._pack_file.tell() < PACK_LIMIT:
@@ -392,8 +401,7 @@ class BlobFiles:
         f.write(PACK_MAGIC)
         self._pack, self._pack_file = name, f
 
-    def _append(self, h: str, data: memoryview) -> Written:
-        payload, codec = self._encode(data)
+    def _append(self, h: str, data: memoryview, payload: bytes | memoryview, codec: str) -> Written:
         f = self._pack_file
         assert f is not None and self._pack is not None
         offset = f.tell()
@@ -410,14 +418,6 @@ class BlobFiles:
         w = Written(h, len(data), len(payload), codec, self._pack, offset)
         self._uncommitted[h] = w
         return w
-
-    def _encode(self, data: memoryview) -> tuple[bytes | memoryview, str]:
-        n = len(data)
-        if n >= 256:
-            sample = data[: min(n, _SAMPLE)]
-            if len(self._compressor.compress(sample)) <= _WORTH_IT * len(sample):
-                return self._compressor.compress(data), "zstd"
-        return data, "raw"
 
     def sync(self) -> None:
         """Make every appended byte durable (flush, then fdatasync unless disabled): called

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import copyreg
 import datetime
 import decimal
 import enum
@@ -23,14 +24,17 @@ import functools
 import gc
 import io
 import marshal
+import operator
 import pathlib
 import pickle
 import re
 import sys
 import types
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 PROTOCOL = 5
@@ -102,16 +106,24 @@ class Serialized:
     buffers: list[memoryview] = field(default_factory=list)
     ids: set[int] = field(default_factory=set)
     error: str | None = None
-    # The objects behind ``ids``, by id. Some were made by reducers for the occasion: holding
-    # them keeps their ids from being reused by other objects while the caller compares ids.
-    objects: dict[int, Any] = field(default_factory=dict, repr=False)
+    # The objects behind ``ids``: holding them keeps their ids from being reused by other
+    # objects while the caller compares ids.
+    held: list[Any] = field(default_factory=list, repr=False)
     # Notebook classes stored as a reference to the name that holds them: their state is that
     # variable's, which changes whenever the class is changed, through any path.
     class_refs: set[str] = field(default_factory=set)
 
+    _by_id: dict[int, Any] | None = field(default=None, repr=False)
+
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def object_with_id(self, oid: int) -> Any:
+        """The object behind an id of ``ids`` (None for any other id)."""
+        if self._by_id is None:
+            self._by_id = {id(obj): obj for obj in self.held}
+        return self._by_id.get(oid)
 
     @property
     def nbytes(self) -> int:
@@ -314,6 +326,35 @@ def _set_tensor_state(t: Any, state: dict[str, Any]) -> Any:
     return t
 
 
+def _reduce_arrow_extension_array(obj: Any, t: type, module: Any) -> tuple | None:
+    """A pandas column backed by one compact pyarrow array, pickled without a copy of it.
+
+    pandas' ``__getstate__`` combines the chunks of the column, which copies the whole array
+    even when it has a single chunk (30 ms for 2M short strings, at every checkpoint of every
+    frame that holds it). The state is the same as pandas makes (the chunk stands for its
+    combination, and ``__setstate__`` wraps it again); a chunk that is a slice of a larger
+    array is left to pandas, whose copy stores only the slice, and so is one that carries a
+    validity bitmap without nulls (the copy drops it, and so does a restore)."""
+    base = getattr(module, "ArrowExtensionArray", None)
+    if base is None or not isinstance(obj, base) or t.__getstate__ is not base.__getstate__:
+        return None
+    try:
+        chunked = obj._pa_array
+        if chunked.num_chunks != 1:
+            return None
+        chunk = chunked.chunk(0)
+        if chunk.offset != 0 or chunk.get_total_buffer_size() > chunk.nbytes + 64:
+            return None
+        if chunk.null_count == 0 and chunk.buffers()[0] is not None:
+            return None  # a validity bitmap of no nulls, which a restore drops
+        state = obj.__dict__.copy()
+    except Exception:  # noqa: BLE001 - another pandas: its own way
+        return None
+    state["_pa_array"] = chunk
+    state["_cache"] = {}
+    return copyreg.__newobj__, (t,), state, None, None
+
+
 def _reduce_torch(obj: Any, t: type, torch: Any) -> Any:
     """CPU tensors as a view of their storage, stored once per pickle and out of band: tensors
     that share a storage (``w[0]``, ``x.view(2, 4)``, a module's parameter and an optimizer's
@@ -490,6 +531,11 @@ class _Pickler(pickle.Pickler):
             reduced = _reduce_torch(obj, t, torch)
             if reduced is not None:
                 return reduced
+        arrow_arrays = sys.modules.get("pandas.core.arrays.arrow.array")
+        if arrow_arrays is not None:
+            reduced = _reduce_arrow_extension_array(obj, t, arrow_arrays)
+            if reduced is not None:
+                return reduced
         np = sys.modules.get("numpy")
         if np is not None and isinstance(obj, np.dtype) and obj.metadata is None:
             # numpy's reduce makes a new dtype object at load; the canonical one is shared by
@@ -600,32 +646,25 @@ def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None)
     try:
         pickler.dump(tuple(values))
     except Exception as exc:  # any failure of any reducer means: not serializable
-        objects = {id(obj): obj for obj in _walk(values, namespace)}
-        return Serialized(error=_describe_failure(exc), ids=set(objects), objects=objects)
-    exempt = pickler.exempt
-    skip = _ATOMS
+        held = list(_walk(values, namespace))
+        return Serialized(error=_describe_failure(exc), ids=set(map(id, held)), held=held)
     # A value of millions of objects makes millions of memo tuples here: they must not set off
     # the cyclic collector, which would walk the whole value again at every threshold.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        memo = pickler.memo.copy()
-        pickler.clear_memo()
-        objects = {
-            oid: obj
-            for oid, (_, obj) in memo.items()
-            if type(obj) not in skip and oid not in exempt and _is_shareable(obj, namespace)
-        }
-        del memo
+        reached = list(map(_second, pickler.memo.copy().values()))
+        pickler.clear_memo()  # it held what the reducers returned
+        held = _shareable(reached, namespace, pickler.exempt)
     finally:
         if collecting:
             gc.enable()
-    objects.update(view_roots)
-    objects.update(_notebook_classes_in(values))  # stored by value, though the namespace names them
+    held.extend(view_roots.values())
+    held.extend(_notebook_classes_in(values).values())  # stored by value, though the namespace names them
     class_refs = pickler.class_refs
     del pickler
     stream = out.getvalue() if sink is None else b""
-    return Serialized(stream=stream, buffers=buffers, ids=set(objects), objects=objects, class_refs=class_refs)
+    return Serialized(stream=stream, buffers=buffers, ids=set(map(id, held)), held=held, class_refs=class_refs)
 
 
 # The most common objects a pickle memoizes, none of which can carry shared mutable state:
@@ -687,13 +726,79 @@ def load(
         with restoring_into(namespace):
             unpickler = pickle.Unpickler(io.BytesIO(stream), buffers=buffers)
             values = unpickler.load()
-            memo = unpickler.memo.copy()
+            reached = list(unpickler.memo.copy().values())
+            unpickler.memo = {}  # it held what was made on the way
     finally:
         _restore_lookup = previous
     # Classes looked up by name are where the lookup holds them; those made here are values.
     bound = lookup if lookup is not None else namespace
-    ids = {id(obj) for obj in memo.values() if _is_shareable(obj, bound if isinstance(obj, type) else namespace)}
-    return values, ids
+    return values, set(map(id, _shareable(reached, namespace, frozenset(), bound)))
+
+
+_second = operator.itemgetter(1)
+
+
+def _shareable(reached: list[Any], namespace: Mapping[str, Any], exempt: set[int] | frozenset[int], classes_in: Mapping[str, Any] | None = None) -> list[Any]:
+    """The shareable objects of ``reached`` (a pickle's memo), less those whose id is in ``exempt``.
+
+    Left out, besides what cannot carry shared state: what the pickle alone made and held. A
+    pickle memoizes what its reducers made for the occasion (the state dict of a
+    ``__getstate__``, the argument list of a ``__reduce__``) and, on load, what constructors
+    consumed, like any object of the value. Nothing of the value refers to those: their ids are
+    reused by unrelated objects once they go, and recorded as part of a value, such an id would
+    later link co-variables that share nothing. A memo holds millions of objects for some
+    values, so each pass over it is made by C loops (map, compress), not Python ones.
+    ``reached`` is emptied; ``classes_in`` is where notebook classes count as named (default:
+    ``namespace``).
+    """
+    n = len(reached)
+    kinds = list(map(type, reached))
+    verdict: dict[type, bool] = {}
+    special = set()
+    for t in set(kinds):
+        if t is types.FunctionType or issubclass(t, type):
+            special.add(t)  # decided per object
+        verdict[t] = t not in _ATOMS and _type_is_shareable(t)
+    keep = list(map({t for t, v in verdict.items() if v}.__contains__, kinds))
+    if special:
+        for i in compress(range(n), map(special.__contains__, kinds)):
+            obj = reached[i]
+            keep[i] = _is_shareable(obj, classes_in if classes_in is not None and isinstance(obj, type) else namespace)
+    del kinds
+    # References beyond those of ``reached``, of map and of getrefcount's argument, measured on
+    # an object that nothing else holds (``probe``: one reference of its own).
+    probe: list[Any] = []
+    reached.append(probe)
+    counts = list(map(sys.getrefcount, reached))
+    base = counts.pop() - 1
+    reached.pop()
+    del probe
+    made = list(compress(range(n), map(base.__eq__, counts)))
+    if made:  # held by nothing outside: so is what only they hold, in turn
+        index = dict(zip(map(id, reached), range(n)))
+        dead = set(made)
+        lost: dict[int, int] = {}
+        while made:
+            refs = list(map(id, gc.get_referents(reached[made.pop()])))  # some hold millions
+            inside = index.keys() & set(refs)
+            if not inside:
+                continue
+            for oid, times in Counter(compress(refs, map(inside.__contains__, refs))).items():
+                j = index[oid]
+                if j not in dead:
+                    lost[j] = lost.get(j, 0) + times
+                    if counts[j] - base == lost[j]:
+                        dead.add(j)
+                        made.append(j)
+        for j in dead:
+            keep[j] = False
+    hits = exempt.intersection(map(id, reached)) if exempt else ()
+    if hits:
+        for i in compress(range(n), map(hits.__contains__, map(id, reached))):
+            keep[i] = False
+    held = list(compress(reached, keep))
+    reached.clear()
+    return held
 
 
 @contextlib.contextmanager

@@ -193,7 +193,7 @@ class Tracker:
                     continue
                 # The id may be a reused one (the object it stood for is gone): check that the
                 # object is really reachable from the other co-variable before examining it.
-                target = ser.objects.get(oid)
+                target = ser.object_with_id(oid)
                 if target is not None and not codec.holds([ns[m] for m in other.names if m in user_names], target, ns):
                     continue
                 pending.extend(members)

@@ -5,6 +5,7 @@ space back, and stores of format version 1 still read."""
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import sqlite3
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 import zstandard
 
 from nbstate import maintenance
-from nbstate.blobs import CHUNK_SIZE, PACK_MAGIC, digest, pack_names, split_stream
+from nbstate.blobs import CHUNK_SIZE, PACK_MAGIC, PATCH_DEPTH, BlobError, digest, pack_names, split_stream
 from nbstate.codec import serialize
 from nbstate.state import Tracker, _manifest, load_version
 from nbstate.store import FORMAT_VERSION, PendingCommit, Store
@@ -103,13 +104,107 @@ def test_a_dataframe_gaining_rows_or_a_column_keeps_its_old_chunks():
     assert size < n * 8 + 2 * CHUNK_SIZE
 
 
-def test_an_in_place_edit_of_a_large_array_stores_one_chunk(tmp_path):
+def test_an_in_place_edit_of_a_large_array_stores_a_patch_of_one_chunk(tmp_path):
     s = Session(tmp_path / "st")
     big = np.random.default_rng(4).random(8 << 20 >> 3)  # 8 MiB
     s.cell(big=big)
+    before = s.store.db.execute("SELECT count(*) FROM blobs").fetchone()[0]
     big[12345] = -1.0
-    _, added = s.cell(touched={"big"})
-    assert added == CHUNK_SIZE
+    c, added = s.cell(touched={"big"})
+    # One new blob: the changed 1 MiB chunk, as the 64 bytes around the element plus a header.
+    assert s.store.db.execute("SELECT count(*) FROM blobs").fetchone()[0] == before + 1
+    assert 64 < added < 200
+    assert s.load(c, "big")[12345] == -1.0 and np.array_equal(s.load(c, "big"), big)
+
+
+def _scattered_rows(s: Session, rng, steps: int, a):
+    """Change 1% of ``a``'s rows, scattered, ``steps`` times: (commits, copies, bytes added)."""
+    commits, copies, added = [], [], []
+    for _ in range(steps):
+        rows = rng.choice(a.shape[0], a.shape[0] // 100, replace=False)
+        a[rows] = rng.random((len(rows), a.shape[1]))
+        c, n = s.cell(touched={"a"})
+        commits.append(c)
+        copies.append(a.copy())
+        added.append(n)
+    return commits, copies, added
+
+
+@pytest.mark.parametrize("mapped", ["1", "0"])
+def test_scattered_row_changes_are_stored_as_patches_and_every_version_reads_back(tmp_path, monkeypatch, mapped):
+    monkeypatch.setenv("NBSTATE_MMAP", mapped)
+    monkeypatch.setattr("nbstate.blobs.MMAP_MIN", 1 << 20)
+    s = Session(tmp_path / "st")
+    rng = np.random.default_rng(8)
+    a = rng.random((4096, 1024))  # 32 MiB in rows of 8 KB: 1% of rows touches most 1 MiB chunks
+    first, _ = s.cell(a=a)
+    original = a.copy()
+    steps = PATCH_DEPTH + 4  # past the longest chain, so some patches start again from the full chunk
+    commits, copies, added = _scattered_rows(s, rng, steps, a)
+    changed = (a.shape[0] // 100) * a.shape[1] * 8
+    codecs = dict(s.store.db.execute("SELECT codec, count(*) FROM blobs GROUP BY codec").fetchall())
+    assert codecs["patch"] > steps * 20, codecs
+    # Each step stores about what it changed (whole chunks would be 32x that); past the longest
+    # chain a patch covers the changes since the chain's full chunk, still a fraction of it.
+    assert all(n < 1.2 * changed + 64 * 1024 for n in added[:PATCH_DEPTH]), (added, changed)
+    assert sum(added) < 2 * steps * changed, (added, changed)
+    for c, want in [(first, original)] + list(zip(commits, copies)):
+        assert np.array_equal(s.load(c, "a"), want)
+    assert maintenance.fsck(s.store).ok
+
+
+def test_a_patched_array_restored_by_mapping_can_be_written_and_the_store_stays(tmp_path, monkeypatch):
+    monkeypatch.setattr("nbstate.blobs.MMAP_MIN", 1 << 20)
+    s = Session(tmp_path / "st")
+    rng = np.random.default_rng(9)
+    a = rng.random((2048, 1024))
+    s.cell(a=a)
+    commits, copies, _ = _scattered_rows(s, rng, 3, a)
+    back = s.load(commits[1], "a")
+    assert isinstance(back.base, mmap.mmap) and np.array_equal(back, copies[1])
+    back[:] = 0.0
+    assert np.array_equal(s.load(commits[1], "a"), copies[1]) and np.array_equal(s.load(commits[2], "a"), copies[2])
+
+
+def test_gc_and_export_keep_what_a_kept_patch_patches(tmp_path):
+    from nbstate import bundle
+
+    s = Session(tmp_path / "st")
+    rng = np.random.default_rng(10)
+    a = rng.random((2048, 1024))
+    s.cell(a=a)
+    commits, copies, _ = _scattered_rows(s, rng, 3, a)
+    for i in range(5):
+        s.cell(i=i)
+    # Only the newest commits are kept: the version of `a` they hold is made of patches whose
+    # bases belong to versions gc removes.
+    maintenance.gc(s.store, keep_last=2, keep_within=0)
+    assert s.store.db.execute("SELECT count(*) FROM blobs WHERE codec='patch'").fetchone()[0] > 0
+    assert maintenance.fsck(s.store).ok
+    head = s.store.commit(s.store.head("default")[1])
+    assert np.array_equal(s.load(head, "a"), copies[-1])
+    dest = tmp_path / "out"
+    bundle.export(s.store, "default", head.id, str(dest))
+    shipped = Store(dest, read_only=True)
+    vid = shipped.commit(head.id).state["a"]  # versions are numbered anew in the bundle
+    assert np.array_equal(load_version(shipped, shipped.versions([vid])[vid], {})["a"], copies[-1])
+
+
+def test_fsck_finds_a_patch_whose_base_is_gone_and_a_load_names_it(tmp_path):
+    s = Session(tmp_path / "st")
+    rng = np.random.default_rng(11)
+    a = rng.random((2048, 1024))
+    s.cell(a=a)
+    commits, _, _ = _scattered_rows(s, rng, 1, a)
+    patch = s.store.db.execute("SELECT hash FROM blobs WHERE codec='patch' LIMIT 1").fetchone()[0]
+    base = s.store.blobs.bases_of([patch])[patch]
+    s.store.db.execute("DELETE FROM blobs WHERE hash=?", (base,))
+    s.store.blobs.forget()
+    report = maintenance.fsck(s.store)
+    assert not report.ok
+    assert any(p.what == patch and base in p.detail for p in report.problems), report.problems
+    with pytest.raises(BlobError, match=base):
+        s.load(commits[0], "a")
 
 
 # --- packs ---------------------------------------------------------------------------------------

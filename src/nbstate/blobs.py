@@ -44,6 +44,16 @@ _SAMPLE = 64 << 10
 _ZSTD_LEVEL = 1
 # Compress a chunk only when a sample of it shrinks to at most this share of its size.
 _WORTH_IT = 0.9
+# Patches: a changed chunk of at least PATCH_MIN bytes whose previous version (the chunk at the
+# same place of the same buffer) is known is stored as the runs of bytes that differ from it,
+# when those take at most PATCH_WORTH of the chunk. A patch names its base by hash; chains are
+# at most PATCH_DEPTH long (the next one is made against the chain's first, full chunk).
+PATCH_MAGIC = b"NBp1"
+PATCH_MIN = 64 << 10
+PATCH_WORTH = 0.5
+PATCH_DEPTH = 16
+_PATCH_GRAIN = 64  # bytes compared as one unit
+_PATCH_HEAD = len(PATCH_MAGIC) + 2 + 32  # magic, depth, flags, the base's hash (hex)
 
 try:  # FastCDC in C (Cython); without it, streams are cut like buffers (fixed size)
     from pyfastcdc.cy import FastCDC as _FastCDC
@@ -260,6 +270,86 @@ def _pooled(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
+@dataclass
+class Patch:
+    """A chunk stored as the runs of bytes that differ from another chunk (its base)."""
+
+    base: str
+    depth: int  # 1 for a patch of a full chunk, n + 1 for a patch of a patch of depth n
+    starts: Any  # numpy arrays of uint32: where each run begins, and its length
+    lengths: Any
+    data: memoryview  # the runs' bytes, one after another
+
+    def apply(self, dest: memoryview) -> None:
+        if len(self.starts) and int((self.starts.astype("u8") + self.lengths).max()) > len(dest):
+            raise BlobError(f"a patch of {self.base} reaches past the end of its chunk")
+        pos = 0
+        data = self.data
+        for start, n in zip(self.starts.tolist(), self.lengths.tolist()):
+            dest[start : start + n] = data[pos : pos + n]
+            pos += n
+
+
+def make_patch(old: bytes | memoryview, new: bytes | memoryview, base: str, depth: int) -> bytes | None:
+    """The patch that turns ``old`` (content of blob ``base``, itself at ``depth - 1``) into
+    ``new``, or None when it would not be worth it (sizes differ, or too much changed)."""
+    import numpy as np
+
+    n = len(new)
+    if len(old) != n or n < _PATCH_GRAIN:
+        return None
+    whole = n - n % _PATCH_GRAIN
+    words = _PATCH_GRAIN // 8
+    a = np.frombuffer(old, np.uint64, whole // 8).reshape(-1, words)
+    b = np.frombuffer(new, np.uint64, whole // 8).reshape(-1, words)
+    changed = np.flatnonzero((a != b).any(axis=1))
+    if whole < n and bytes(memoryview(old)[whole:]) != bytes(memoryview(new)[whole:]):
+        changed = np.append(changed, whole // _PATCH_GRAIN)
+    if changed.size == 0:
+        return None
+    breaks = np.flatnonzero(np.diff(changed) != 1)
+    first = changed[np.concatenate(([0], breaks + 1))]
+    last = changed[np.concatenate((breaks, [changed.size - 1]))]
+    starts = (first * _PATCH_GRAIN).astype(np.uint32)
+    ends = np.minimum((last + 1) * _PATCH_GRAIN, n).astype(np.uint32)
+    lengths = ends - starts
+    total = int(lengths.sum()) + 8 * len(starts)
+    if total > PATCH_WORTH * n:
+        return None
+    view = memoryview(new)
+    runs = b"".join(view[s:e] for s, e in zip(starts.tolist(), ends.tolist()))
+    body = len(starts).to_bytes(4, "little") + starts.tobytes() + lengths.tobytes() + runs
+    flags = 0
+    packed, codec = _encode(memoryview(body))
+    if codec == "zstd" and len(packed) < len(body):
+        body, flags = bytes(packed), 1
+    return PATCH_MAGIC + bytes((depth, flags)) + base.encode() + body
+
+
+def read_patch(payload: bytes | memoryview, name: str = "?") -> Patch:
+    """Parse a stored patch; BlobError when it is not one."""
+    import numpy as np
+
+    payload = memoryview(payload)
+    if len(payload) < _PATCH_HEAD + 4 or bytes(payload[:4]) != PATCH_MAGIC:
+        raise BlobError(f"blob {name} is damaged: not a patch")
+    depth, flags = payload[4], payload[5]
+    try:
+        base = bytes(payload[6:_PATCH_HEAD]).decode("ascii")
+        body = payload[_PATCH_HEAD:]
+        if flags & 1:
+            body = memoryview(_thread_decompressor().decompress(body))
+        count = int.from_bytes(body[:4], "little")
+        starts = np.frombuffer(body, np.uint32, count, 4)
+        lengths = np.frombuffer(body, np.uint32, count, 4 + 4 * count)
+        data = body[4 + 8 * count :]
+    except (UnicodeDecodeError, ValueError, zstandard.ZstdError) as exc:
+        raise BlobError(f"blob {name} is damaged: {exc}") from None
+    if int(lengths.sum()) != len(data):
+        raise BlobError(f"blob {name} is damaged: its runs do not add up")
+    return Patch(base, depth, starts, lengths, data)
+
+
 def _encode(data: memoryview) -> tuple[bytes | memoryview, str]:
     """A chunk's payload: compressed where a sample of it compresses well, else as it is."""
     n = len(data)
@@ -370,9 +460,11 @@ class BlobFiles:
         None when the index has it already."""
         return self.put_many([chunk])[0]
 
-    def put_many(self, chunks: Sequence[Chunk]) -> list[Written | None]:
+    def put_many(self, chunks: Sequence[Chunk], bases: dict[str, str] | None = None) -> list[Written | None]:
         """``put`` for several chunks (one index query for all); appended in order, so the
-        chunks of one buffer lie side by side in one pack."""
+        chunks of one buffer lie side by side in one pack. ``bases`` maps a chunk's hash to the
+        hash of its previous version (the chunk at the same place of the same buffer): such a
+        chunk is stored as a patch of it when few of its bytes changed."""
         unknown = [c.hash for c in chunks if c.hash not in self._seen and c.hash not in self._uncommitted]
         if unknown:
             known = self.lookup(list(dict.fromkeys(unknown)))
@@ -381,13 +473,107 @@ class BlobFiles:
         if fresh:
             self._ensure_pack()
             datas = list(fresh.values())
+            jobs, chains = self._patch_jobs(fresh, bases) if bases else ({}, {})
+            calls = [(d, *jobs.get(h, (None, 0)), chains) for h, d in fresh.items()]
             if _threads_pay(sum(len(d) for d in datas), len(datas)):  # zstd lets go of the GIL
-                encoded = self._side_by_side(_encode, [(d,) for d in datas], ())
+                encoded = self._side_by_side(self._encode_or_patch, calls, [loc for loc, _ in jobs.values()] + list(chains.values()))
             else:
-                encoded = [_encode(d) for d in datas]
+                encoded = [self._encode_or_patch(*call) for call in calls]
             for h, data, (payload, codec) in zip(fresh, datas, encoded):
                 self._append(h, data, payload, codec)
         return [None if c.hash in self._seen else self._uncommitted[c.hash] for c in chunks]
+
+    def _patch_jobs(self, fresh: dict[str, memoryview], bases: dict[str, str]) -> tuple[dict[str, tuple[Location, int]], dict[str, Location]]:
+        """For each fresh chunk that may be stored as a patch: the location of the chunk to
+        patch and the new patch's depth; and the chains of patches those locations need."""
+        wanted = {h: bases[h] for h, d in fresh.items() if h in bases and bases[h] != h and len(d) >= PATCH_MIN}
+        if not wanted:
+            return {}, {}
+        where = self.locate(list(set(wanted.values())))
+        chains = self._chains(where.values())
+        jobs: dict[str, tuple[Location, int]] = {}
+        for h, b in wanted.items():
+            loc = where.get(b)
+            if loc is None or loc.size != len(fresh[h]) or loc.pack is None:
+                continue
+            depth = self._depth(loc, chains)
+            if depth is None:
+                continue
+            if depth >= PATCH_DEPTH:  # long enough: patch the chain's full chunk instead
+                loc, depth = self._root(loc, chains), 0
+            jobs[h] = (loc, depth + 1)
+        return jobs, chains
+
+    def _encode_or_patch(self, data: memoryview, base: Location | None, depth: int, chains: dict[str, Location]) -> tuple[bytes | memoryview, str]:
+        if base is not None:
+            old = bytearray(base.size)
+            try:
+                self._fill_one(base, memoryview(old), chains)
+            except BlobError:
+                pass  # a damaged base: the chunk is stored whole
+            else:
+                patch = make_patch(old, data, base.hash, depth)
+                if patch is not None:
+                    return patch, "patch"
+        return _encode(data)
+
+    def _chains(self, locations: Iterable[Location]) -> dict[str, Location]:
+        """The base of every patch among ``locations``, of every patch among those, and so on:
+        patch hash -> its base's location (absent when the base is missing)."""
+        out: dict[str, Location] = {}
+        level = [loc for loc in locations if loc.codec == "patch"]
+        seen = {loc.hash for loc in level}
+        for _ in range(PATCH_DEPTH + 1):
+            if not level:
+                break
+            heads = {loc.hash: self._patch_base(loc) for loc in level}
+            found = self.locate(list({b for b in heads.values() if b is not None}))
+            nxt = []
+            for h, b in heads.items():
+                loc = found.get(b) if b is not None else None
+                if loc is not None:
+                    out[h] = loc
+                    if loc.codec == "patch" and loc.hash not in seen:
+                        seen.add(loc.hash)
+                        nxt.append(loc)
+            level = nxt
+        return out
+
+    def _patch_base(self, loc: Location) -> str | None:
+        """The base a stored patch names (read from its first bytes), None when unreadable."""
+        if loc.pack is None:
+            return None
+        head = bytearray(_PATCH_HEAD)
+        try:
+            got = self._pread_into(self._fd(loc.pack), memoryview(head), loc.offset)
+        except (OSError, BlobError):
+            return None
+        if got != _PATCH_HEAD or bytes(head[:4]) != PATCH_MAGIC:
+            return None
+        try:
+            return head[6:].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+
+    def _depth(self, loc: Location, chains: dict[str, Location]) -> int | None:
+        depth = 0
+        while loc.codec == "patch":
+            base = chains.get(loc.hash)
+            if base is None or depth > PATCH_DEPTH:
+                return None
+            loc, depth = base, depth + 1
+        return depth
+
+    def _root(self, loc: Location, chains: dict[str, Location]) -> Location:
+        while loc.codec == "patch":
+            loc = chains[loc.hash]
+        return loc
+
+    def bases_of(self, hashes: Iterable[str]) -> dict[str, str]:
+        """Patch hash -> the hash it patches, for every patch among ``hashes`` and, in turn,
+        among their bases (what must be kept, or copied, with them)."""
+        chains = self._chains(self.locate(list(dict.fromkeys(hashes))).values())
+        return {h: loc.hash for h, loc in chains.items()}
 
     def _ensure_pack(self) -> None:
         if self._pack_file is not None and self._pack_file.tell() < PACK_LIMIT:
@@ -572,7 +758,19 @@ class BlobFiles:
             raise BlobError(f"blob {loc.hash} is damaged: its pack {loc.pack} ends {loc.stored - got} bytes early")
         return bytes(buf)
 
-    def _decode(self, loc: Location, payload: bytes | memoryview) -> bytes:
+    def _decode(self, loc: Location, payload: bytes | memoryview, _depth: int = 0) -> bytes:
+        if loc.codec == "patch":
+            patch = read_patch(payload, loc.hash)
+            if _depth > PATCH_DEPTH:
+                raise BlobError(f"blob {loc.hash} is damaged: its chain of patches is longer than {PATCH_DEPTH}")
+            base = self.locate([patch.base]).get(patch.base)
+            if base is None:
+                raise BlobError(f"blob {loc.hash} is damaged: the blob it patches ({patch.base}) is missing")
+            content = bytearray(self._decode(base, self.read_stored(base), _depth + 1))
+            if len(content) != loc.size and loc.size >= 0:
+                raise BlobError(f"blob {loc.hash} is damaged: the blob it patches ({patch.base}) has another size")
+            patch.apply(memoryview(content))
+            return bytes(content)
         if loc.codec == "zstd":
             try:
                 return _thread_decompressor().decompress(payload)
@@ -673,22 +871,50 @@ class BlobFiles:
             pos += size
         if pos != length:
             raise BlobError(f"chunks {hashes[:1]}... add up to {pos} bytes, expected {length}")
-        if _threads_pay(sum(loc.stored for loc, _ in tasks if loc.codec != "raw"), len(tasks)):
-            self._side_by_side(self._fill_one, tasks, (loc for loc, _ in tasks))
+        chains = self._chains(loc for loc, _ in tasks) if any(loc.codec == "patch" for loc, _ in tasks) else {}
+        work = sum(loc.size if loc.codec == "patch" else loc.stored for loc, _ in tasks if loc.codec != "raw")
+        if _threads_pay(work, len(tasks)):
+            self._side_by_side(self._fill_one, [(loc, dest, chains) for loc, dest in tasks], [loc for loc, _ in tasks] + list(chains.values()))
         else:
             for loc, dest in tasks:
-                self._fill_one(loc, dest)
+                self._fill_one(loc, dest, chains)
 
-    def _fill_one(self, loc: Location, dest: memoryview) -> None:
-        """Read (and decompress) one chunk into ``dest`` and check its hash."""
-        if loc.codec == "raw":
+    def _fill_one(self, loc: Location, dest: memoryview, chains: dict[str, Location] | None = None, verify: bool = True) -> None:
+        """Read (and decompress, or rebuild from its chain of patches) one chunk into ``dest``
+        and check its hash. ``chains``: the bases of the patches involved (see ``_chains``)."""
+        if loc.codec == "patch":
+            root, patches = self._chain_of(loc, chains or {})
+            if root.pack is None:
+                dest[:] = self._get(root)
+            else:
+                self._fill_one(root, dest, verify=False)
+            self._apply_patches(patches, dest)
+        elif loc.codec == "raw":
             got = self._pread_into(self._fd(loc.pack), dest, loc.offset)
             if got != len(dest):
                 raise BlobError(f"blob {loc.hash} is damaged: its pack {loc.pack} ends {len(dest) - got} bytes early")
         else:
             self._decompress_into(loc, self.read_stored(loc), dest)
-        if digest(dest) != loc.hash:
+        if verify and digest(dest) != loc.hash:
             raise BlobError(f"blob {loc.hash} is damaged: its content does not match its hash")
+
+    def _chain_of(self, loc: Location, chains: dict[str, Location]) -> tuple[Location, list[Location]]:
+        """The full chunk at the bottom of a patch's chain, and the patches above it, top first."""
+        patches = []
+        while loc.codec == "patch":
+            base = chains.get(loc.hash)
+            if base is None:
+                named = self._patch_base(loc)
+                raise BlobError(f"blob {patches[0].hash if patches else loc.hash} is damaged: the blob {loc.hash if patches else 'it'} patches ({named or 'unreadable'}) is missing")
+            if len(patches) > PATCH_DEPTH:
+                raise BlobError(f"blob {loc.hash} is damaged: its chain of patches is longer than {PATCH_DEPTH}")
+            patches.append(loc)
+            loc = base
+        return loc, patches
+
+    def _apply_patches(self, patches: list[Location], dest: memoryview) -> None:
+        for p in reversed(patches):
+            read_patch(self.read_stored(p), p.hash).apply(dest)
 
     def _decompress_into(self, loc: Location, payload: bytes, dest: memoryview) -> None:
         if loc.codec != "zstd":
@@ -712,13 +938,23 @@ class BlobFiles:
         votes: dict[tuple[str, int], int] = {}
         pos = 0
         positions = []
+        # A patch counts where the full chunk at the bottom of its chain lies: mapped, it is
+        # patched in place (only the pages of the changed runs are copied).
+        chains = self._chains(where.values()) if any(loc.codec == "patch" for loc in where.values()) else {}
+        roots: dict[str, Location] = {}
         for h in hashes:
             loc = where[h]
             if loc.size < 0:
                 return None
             positions.append(pos)
-            if loc.pack is not None and loc.codec == "raw":
-                key = (loc.pack, loc.offset - pos)
+            if loc.codec == "patch" and h not in roots:
+                try:
+                    roots[h] = self._chain_of(loc, chains)[0]
+                except BlobError:
+                    roots[h] = loc
+            root = roots.get(h, loc)
+            if root.pack is not None and root.codec == "raw" and root.size == loc.size:
+                key = (root.pack, root.offset - pos)
                 votes[key] = votes.get(key, 0) + loc.size
             pos += loc.size
         if pos != length or not votes:
@@ -735,17 +971,30 @@ class BlobFiles:
             return None
         in_place = {
             i for i, h in enumerate(hashes)
-            if where[h].pack == pack and where[h].codec == "raw" and where[h].offset == base + positions[i]
+            if (r := roots.get(h, where[h])).pack == pack and r.codec == "raw" and r.offset == base + positions[i] and r.size == where[h].size
         }
+        view = memoryview(mm)
         try:
-            self._fill(memoryview(mm), hashes, where, length, skip=in_place)
+            self._fill(view, hashes, where, length, skip=in_place)
+            for i in sorted(in_place):
+                loc = where[hashes[i]]
+                if loc.codec == "patch":
+                    dest = view[positions[i] : positions[i] + loc.size]
+                    self._apply_patches(self._chain_of(loc, chains)[1], dest)
+                    ok = digest(dest) == loc.hash
+                    dest.release()
+                    if not ok:
+                        raise BlobError(f"blob {loc.hash} is damaged: its content does not match its hash")
         except BaseException:
+            view.release()
             mm.close()
             raise
-        todo = [where[hashes[i]] for i in sorted(in_place)]
-        t = threading.Thread(target=self._verify_in_background, args=(todo,), name="nbstate-verify", daemon=True)
-        self._verifiers = [v for v in self._verifiers if v.is_alive()] + [t]
-        t.start()
+        view.release()
+        todo = [where[hashes[i]] for i in sorted(in_place) if where[hashes[i]].codec == "raw"]
+        if todo:
+            t = threading.Thread(target=self._verify_in_background, args=(todo,), name="nbstate-verify", daemon=True)
+            self._verifiers = [v for v in self._verifiers if v.is_alive()] + [t]
+            t.start()
         return mm
 
     def _verify_in_background(self, locations: list[Location]) -> None:

@@ -264,6 +264,7 @@ def copy_history(
             )
             have.add(c.id)
             inserted["commits"].append(c.id)
+        blobs_to_copy.update(src.blobs.bases_of(blobs_to_copy).values())  # a patch travels with what it patches
         # Blobs the source lacks (versions whose bytes were not shipped) are left out.
         present = src.blobs.locate(sorted(blobs_to_copy))
         written = dst.blobs.copy_from(src.blobs, sorted(present), verify=not verified)

@@ -444,6 +444,7 @@ def gc(store: Store, keep_last: int = 100, keep_within: float = 7 * 86400, dry_r
         referenced: set[str] = {commits[c].code for c in keep if commits[c].code}
         for vid in kept_versions:
             referenced.update(manifest_chunks(versions[vid][1]))
+        referenced.update(store.blobs.bases_of(referenced).values())  # what kept patches patch
         index = _index(store)
         drop_blobs = [h for h in index if h not in referenced]
         report.blobs_removed = len(drop_blobs)

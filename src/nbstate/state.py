@@ -38,6 +38,9 @@ class LiveCoVariable:
     # Notebook classes the values refer to by name, with the id of the class each name held:
     # when a name comes to hold another object, the values must be examined again.
     class_refs: dict[str, int] = field(default_factory=dict)
+    # The stored version's buffers, (length, chunk hashes) each: a changed chunk of the next
+    # version may be stored as a patch of the chunk at the same place.
+    buffers: list[tuple[int, list[str]]] = field(default_factory=list)
 
 
 @dataclass
@@ -225,7 +228,8 @@ class Tracker:
                         manifest, chunks, fp = _streamed_manifest(ser, stream, names)
             if ser.ok:
                 result.blobs.extend(stream.written)
-                result.blobs.extend(w for w in blobs.put_many(chunks) if w is not None)
+                bases = _patch_bases(previous.buffers if previous is not None else [], manifest["buffers"])
+                result.blobs.extend(w for w in blobs.put_many(chunks, bases) if w is not None)
                 for n in names:
                     self.unserializable.pop(n, None)
                 version = NewVersion(names, fp, manifest, stream.length + sum(b.nbytes for b in ser.buffers), True, None, types)
@@ -234,7 +238,7 @@ class Tracker:
                 for n in names:
                     self.unserializable[n] = ser.error or "not serializable"
                 version = NewVersion(names, None, None, 0, False, ser.error, types)
-            live = LiveCoVariable(frozenset(names), None, fp, ser.ids, {c: id(ns[c]) for c in ser.class_refs})
+            live = LiveCoVariable(frozenset(names), None, fp, ser.ids, {c: id(ns[c]) for c in ser.class_refs}, buffers_of(manifest) if ser.ok else [])
             result.new.append((version, live))
         for covar in old_covars.values():
             self._forget(covar)
@@ -258,6 +262,24 @@ class Tracker:
 
     def all_names(self) -> set[str]:
         return set(self.by_name)
+
+
+def buffers_of(manifest: dict[str, Any] | None) -> list[tuple[int, list[str]]]:
+    """A manifest's buffers as (length, chunk hashes)."""
+    return [(b["n"], list(b["chunks"])) for b in manifest["buffers"]] if manifest else []
+
+
+def _patch_bases(before: list[tuple[int, list[str]]], after: list[dict[str, Any]]) -> dict[str, str]:
+    """New chunk -> the chunk at the same place of the same buffer in the stored version, for
+    the buffers whose length and chunking did not change (an array changed in place)."""
+    out: dict[str, str] = {}
+    for (n, old), new in zip(before, after):
+        if n != new["n"] or len(old) != len(new["chunks"]):
+            continue
+        for a, b in zip(old, new["chunks"]):
+            if a != b:
+                out.setdefault(b, a)
+    return out
 
 
 def _group_by_shared_ids(single: Mapping[str, codec.Serialized]) -> list[set[str]]:
@@ -337,4 +359,4 @@ def version_fingerprint(values: list[Any], names: list[str], namespace: Mapping[
     return _streamed_manifest(ser, stream, names)[2] if ser.ok else None
 
 
-__all__ = ["Tracker", "LiveCoVariable", "Checkpoint", "describe", "load_version", "load_version_with_ids", "restored_fingerprint", "version_fingerprint", "digest"]
+__all__ = ["Tracker", "LiveCoVariable", "buffers_of", "Checkpoint", "describe", "load_version", "load_version_with_ids", "restored_fingerprint", "version_fingerprint", "digest"]

@@ -25,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks, gc must run alone
     fcntl = None  # type: ignore[assignment]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 DEFAULT_BRANCH = "main"
 DEFAULT_NOTEBOOK = "default"
 
@@ -287,7 +287,8 @@ class Store:
     def _upgrade(self, version: int) -> None:
         """Bring a store of an older format up to this one, in the open transaction. Version 1
         to 2: the blob index gains where each blob lies in a pack; version 1's loose files stay
-        where they are (their rows have no pack) and are read as before."""
+        where they are (their rows have no pack) and are read as before. Version 2 to 3: blobs
+        may be patches (codec ``patch``); nothing stored changes."""
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(blobs)")}
         if "pack" not in columns:
             self.db.execute("ALTER TABLE blobs ADD COLUMN pack TEXT")

@@ -23,7 +23,7 @@ from typing import Any
 from . import codec
 from .analysis import side_effects
 from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
-from .state import LiveCoVariable, load_version_with_ids, restored_fingerprint, version_fingerprint
+from .state import LiveCoVariable, buffers_of, load_version_with_ids, restored_fingerprint, version_fingerprint
 from .store import Commit, Store, StoreError, VariableVersion, manifest_chunks
 
 
@@ -164,6 +164,10 @@ class History:
         if loadable and (self.check_blobs or self.bandwidth) and v.manifest is not None:
             hashes = set(manifest_chunks(v.manifest))
             where = self.store.blobs.locate(list(hashes))
+            if any(loc.codec == "patch" for loc in where.values()):  # and what those patch
+                bases = set(self.store.blobs.bases_of(hashes).values()) - hashes
+                hashes |= bases
+                where.update(self.store.blobs.locate(list(bases)))
             if self.check_blobs and len(where) < len(hashes):
                 self.unloadable.add(vid)
                 loadable = False
@@ -387,7 +391,7 @@ def _execute(
         if values is None:
             return False
         staged.update(values)
-        restored[v.id] = (values, LiveCoVariable(frozenset(v.names), v.id, v.fingerprint, ids))
+        restored[v.id] = (values, LiveCoVariable(frozenset(v.names), v.id, v.fingerprint, ids, buffers=buffers_of(v.manifest)))
         (report.replayed if how == "replayed" else report.loaded).extend(v.names)
         if how != "replayed":
             report.loaded_versions.append(v.id)

@@ -234,6 +234,8 @@ class Location:
     offset: int
 
 
+_LOCATIONS_KEPT = 200_000
+
 # The store's index: the locations of those of ``hashes`` it knows.
 Lookup = Callable[[Sequence[str]], dict[str, Location]]
 
@@ -350,6 +352,11 @@ def read_patch(payload: bytes | memoryview, name: str = "?") -> Patch:
     return Patch(base, depth, starts, lengths, data)
 
 
+def mapping_enabled() -> bool:
+    """Whether large buffers may be restored as mappings (``NBSTATE_MMAP=0`` turns it off)."""
+    return os.environ.get("NBSTATE_MMAP", "1") != "0"
+
+
 def _encode(data: memoryview) -> tuple[bytes | memoryview, str]:
     """A chunk's payload: compressed where a sample of it compresses well, else as it is."""
     n = len(data)
@@ -380,7 +387,7 @@ class BlobFiles:
     and is ignored. Loose files ``objects/ab/cdef...`` of format version 1 are still read.
     """
 
-    def __init__(self, root: Path, create: bool = True, lookup: Lookup | None = None, fsync: bool = True) -> None:
+    def __init__(self, root: Path, create: bool = True, lookup: Lookup | None = None, fsync: bool = True, moved: Callable[[], bool] | None = None) -> None:
         self.root = root / "objects"
         self.packs = self.root / "packs"
         if create:
@@ -389,6 +396,10 @@ class BlobFiles:
         self.fsync = fsync
         self._seen: set[str] = set()  # named by the index (committed)
         self._uncommitted: dict[str, Written] = {}  # appended by this process, not yet indexed
+        # Index rows looked up lately. A row changes only when gc rewrites packs, which ``moved``
+        # (from the store) tells: then everything remembered is dropped (see forget).
+        self._located: dict[str, Location] = {}
+        self._moved = moved
         self._pack: str | None = None
         self._pack_file = None
         self._dirty = False
@@ -408,6 +419,7 @@ class BlobFiles:
 
     def forget(self) -> None:
         """Drop what this process remembers of the index and its packs (gc rewrote them)."""
+        self._located.clear()
         self._seen.clear()
         self._uncommitted.clear()
         self.close_readers()
@@ -418,15 +430,23 @@ class BlobFiles:
         hold; missing ones are absent from the answer."""
         out: dict[str, Location] = {}
         rest = []
+        if self._located and self._moved is not None and self._moved():
+            self.forget()
+        located = self._located
         for h in hashes:
             w = self._uncommitted.get(h)
             if w is not None:
                 out[h] = Location(h, w.size, w.stored_size, w.codec, w.pack, w.offset or 0)
+            elif (loc := located.get(h)) is not None:
+                out[h] = loc
             else:
                 rest.append(h)
         if rest:
             found = self.lookup(rest)
             out.update(found)
+            if len(located) + len(found) > _LOCATIONS_KEPT:
+                located.clear()
+            located.update(found)
             for h in rest:
                 if h not in found:
                     loose = self._loose_location(h)
@@ -824,7 +844,7 @@ class BlobFiles:
         for h in hashes:
             if h not in where:
                 raise BlobError(f"blob {h} is missing from {self.root}")
-        if allow_map and length >= MMAP_MIN and os.environ.get("NBSTATE_MMAP", "1") != "0":
+        if allow_map and length >= MMAP_MIN and mapping_enabled():
             mapped = self._map(hashes, length, where)
             if mapped is not None:
                 return mapped

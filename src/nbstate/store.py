@@ -260,7 +260,7 @@ class Store:
         self._packed_index = True
         self._generation = self._read_generation()
         self._lock_fd: int | None = None
-        self.blobs = BlobFiles(self.root, lookup=self._lookup, fsync=os.environ.get("NBSTATE_FSYNC", "1") != "0")
+        self.blobs = BlobFiles(self.root, lookup=self._lookup, fsync=os.environ.get("NBSTATE_FSYNC", "1") != "0", moved=self._blobs_moved)
 
     def _open_schema(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -343,6 +343,14 @@ class Store:
         return out
 
     # --- writers and gc ---------------------------------------------------------------------------
+
+    def _blobs_moved(self) -> bool:
+        """Whether a gc rewrote packs since this process last looked (then it starts afresh)."""
+        generation = self._read_generation()
+        if generation == self._generation:
+            return False
+        self._generation = generation
+        return True
 
     def _read_generation(self) -> str:
         row = self.db.execute("SELECT value FROM meta WHERE key='gc_generation'").fetchone()

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import blobs as blobs_module
 from . import codec
 from .analysis import side_effects
 from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
@@ -152,6 +153,24 @@ class History:
         self.cells: dict[int, CellNode] = {}
         self._runs: dict[int, tuple[Any, Commit, dict[str, int]]] = {}
 
+    def _mapped_bytes(self, v: VariableVersion) -> int:
+        """Bytes of ``v`` that a load maps rather than reads: its large buffers held raw (or as
+        patches of raw chunks) in the store. A mapped buffer costs page-table entries at
+        checkout, and its reads come later, as pages are touched; counted as read, a large
+        array would look cheaper to recompute than to map (a checkout would rerun the cell)."""
+        if v.manifest is None or self.bandwidth or not blobs_module.mapping_enabled():
+            return 0
+        large = [b for b in v.manifest["buffers"] if b["n"] >= blobs_module.MMAP_MIN]
+        if not large:
+            return 0
+        where = self.store.blobs.locate([h for b in large for h in b["chunks"]])
+        out = 0
+        for b in large:
+            locs = [where.get(h) for h in b["chunks"]]
+            if all(loc is not None and loc.pack is not None and loc.codec in ("raw", "patch") for loc in locs):
+                out += b["n"]
+        return min(out, v.size)
+
     def version(self, vid: int) -> VariableVersion:
         if vid not in self.versions:
             self.versions.update(self.store.versions([vid]))
@@ -172,7 +191,7 @@ class History:
                 self.unloadable.add(vid)
                 loadable = False
             stored = sum(loc.stored for loc in where.values())
-        load = v.size / self.throughput + 0.0005 if loadable else math.inf
+        load = (v.size - self._mapped_bytes(v)) / self.throughput + 0.0005 if loadable else math.inf
         if loadable and self.bandwidth and stored is not None:
             load += stored / self.bandwidth
         return VersionNode(vid, load, v.cell_run_id)

@@ -82,7 +82,7 @@ class Config:
 
 # The caps keep a run within its time budget when a system is many times slower than the
 # notebook itself; a stopped run is reported as such, and compared on the cells it ran.
-FULL = Config(quick=False, targets=10, run_cap_s=240, checkout_cap_s=90)
+FULL = Config(quick=False, targets=10, run_cap_s=150, checkout_cap_s=60)
 QUICK = Config(quick=True, targets=3, run_cap_s=15, checkout_cap_s=8)
 # A smoke run (--quick) covers one notebook of each kind of state: frames, large arrays,
 # partial changes, objects that cannot be pickled.

@@ -643,8 +643,9 @@ def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None)
                 if root is v or v.nbytes >= root.nbytes:
                     pickler.array_roots.add(id(root))
     pickler._member_classes = frozenset(id(v) for v in values if isinstance(v, type))
+    top = tuple(values)
     try:
-        pickler.dump(tuple(values))
+        pickler.dump(top)
     except Exception as exc:  # any failure of any reducer means: not serializable
         held = list(_walk(values, namespace))
         return Serialized(error=_describe_failure(exc), ids=set(map(id, held)), held=held)
@@ -655,16 +656,17 @@ def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None)
     try:
         reached = list(map(_second, pickler.memo.copy().values()))
         pickler.clear_memo()  # it held what the reducers returned
-        held = _shareable(reached, namespace, pickler.exempt)
+        held, ids = _shareable(reached, namespace, pickler.exempt, top=top)
     finally:
         if collecting:
             gc.enable()
-    held.extend(view_roots.values())
-    held.extend(_notebook_classes_in(values).values())  # stored by value, though the namespace names them
+    extra = list(view_roots.values()) + list(_notebook_classes_in(values).values())  # (classes: stored by value, though named)
+    held.extend(extra)
+    ids.update(map(id, extra))
     class_refs = pickler.class_refs
     del pickler
     stream = out.getvalue() if sink is None else b""
-    return Serialized(stream=stream, buffers=buffers, ids=set(map(id, held)), held=held, class_refs=class_refs)
+    return Serialized(stream=stream, buffers=buffers, ids=ids, held=held, class_refs=class_refs)
 
 
 # The most common objects a pickle memoizes, none of which can carry shared mutable state:
@@ -732,14 +734,21 @@ def load(
         _restore_lookup = previous
     # Classes looked up by name are where the lookup holds them; those made here are values.
     bound = lookup if lookup is not None else namespace
-    return values, set(map(id, _shareable(reached, namespace, frozenset(), bound)))
+    return values, _shareable(reached, namespace, frozenset(), bound)[1]
 
 
 _second = operator.itemgetter(1)
 
 
-def _shareable(reached: list[Any], namespace: Mapping[str, Any], exempt: set[int] | frozenset[int], classes_in: Mapping[str, Any] | None = None) -> list[Any]:
-    """The shareable objects of ``reached`` (a pickle's memo), less those whose id is in ``exempt``.
+def _shareable(
+    reached: list[Any],
+    namespace: Mapping[str, Any],
+    exempt: set[int] | frozenset[int],
+    classes_in: Mapping[str, Any] | None = None,
+    top: Any = None,
+) -> tuple[list[Any], set[int]]:
+    """The shareable objects of ``reached`` (a pickle's memo), less those whose id is in
+    ``exempt``, and their ids.
 
     Left out, besides what cannot carry shared state: what the pickle alone made and held. A
     pickle memoizes what its reducers made for the occasion (the state dict of a
@@ -749,7 +758,8 @@ def _shareable(reached: list[Any], namespace: Mapping[str, Any], exempt: set[int
     later link co-variables that share nothing. A memo holds millions of objects for some
     values, so each pass over it is made by C loops (map, compress), not Python ones.
     ``reached`` is emptied; ``classes_in`` is where notebook classes count as named (default:
-    ``namespace``).
+    ``namespace``); ``top``: the tuple of values that was pickled, made for the occasion too, but
+    whose members are held by the caller (so they need not be looked at again).
     """
     n = len(reached)
     kinds = list(map(type, reached))
@@ -774,6 +784,8 @@ def _shareable(reached: list[Any], namespace: Mapping[str, Any], exempt: set[int
     reached.pop()
     del probe
     made = list(compress(range(n), map(base.__eq__, counts)))
+    if top is not None:
+        made = [i for i in made if reached[i] is not top]
     if made:  # held by nothing outside: so is what only they hold, in turn
         index = dict(zip(map(id, reached), range(n)))
         dead = set(made)
@@ -792,13 +804,14 @@ def _shareable(reached: list[Any], namespace: Mapping[str, Any], exempt: set[int
                         made.append(j)
         for j in dead:
             keep[j] = False
-    hits = exempt.intersection(map(id, reached)) if exempt else ()
-    if hits:
-        for i in compress(range(n), map(hits.__contains__, map(id, reached))):
-            keep[i] = False
     held = list(compress(reached, keep))
     reached.clear()
-    return held
+    ids = set(map(id, held))
+    hits = ids & exempt
+    if hits:
+        ids -= hits
+        held = [obj for obj in held if id(obj) not in hits]
+    return held, ids
 
 
 @contextlib.contextmanager

@@ -127,16 +127,19 @@ class Tracker:
     def __init__(self, namespace: Mapping[str, Any]) -> None:
         self.namespace = namespace
         self.by_name: dict[str, LiveCoVariable] = {}
+        # Object id -> the co-variable that reached it. Entries are not removed when a
+        # co-variable is forgotten (a value of millions of objects would cost a Python step per
+        # object): an entry counts only while its co-variable is live and still has the id
+        # (``_owner``), and the dict is rebuilt once stale entries outnumber the rest.
         self._by_id: dict[int, LiveCoVariable] = {}
+        self._stale = 0
         self.unserializable: dict[str, str] = {}
 
     def _forget(self, covar: LiveCoVariable) -> None:
         for name in covar.names:
             if self.by_name.get(name) is covar:
                 del self.by_name[name]
-        for oid in covar.ids:
-            if self._by_id.get(oid) is covar:
-                del self._by_id[oid]
+        self._stale += len(covar.ids)
 
     def adopt(self, covar: LiveCoVariable) -> None:
         """Make ``covar`` the live co-variable of its names (after a commit or a checkout)."""
@@ -145,8 +148,19 @@ class Tracker:
             if old is not None and old is not covar:
                 self._forget(old)
             self.by_name[name] = covar
-        for oid in covar.ids:
-            self._by_id[oid] = covar
+        if self._stale > max(100_000, len(self._by_id) // 2):
+            self._by_id = {}
+            self._stale = 0
+            for live in {id(c): c for c in self.by_name.values()}.values():
+                self._by_id.update(dict.fromkeys(live.ids, live))
+        self._by_id.update(dict.fromkeys(covar.ids, covar))
+
+    def _owner(self, oid: int) -> LiveCoVariable | None:
+        """The live co-variable that reached object ``oid`` when it was last serialized."""
+        covar = self._by_id.get(oid)
+        if covar is None or oid not in covar.ids or not any(self.by_name.get(n) is covar for n in covar.names):
+            return None
+        return covar
 
     def checkpoint(self, touched: set[str], user_names: set[str], blobs: BlobFiles) -> Checkpoint:
         ns = self.namespace
@@ -175,7 +189,7 @@ class Tracker:
             # A name alone in its co-variable most likely stays alone: its new chunks go to the
             # store as they are cut. A member of a larger one is pickled again with the others,
             # so its own stream is only hashed.
-            covar = self.by_name.get(name)
+            covar = own = self.by_name.get(name)
             alone = covar is None or len(covar.names) == 1
             ser, streams[name] = _pickle([ns[name]], ns, blobs if alone else None)
             single[name] = ser
@@ -187,9 +201,14 @@ class Tracker:
                     if m in user_names and m not in single and m not in pending:
                         pending.append(m)
             # An object now shared with an untouched co-variable pulls that one in as well.
-            for oid in ser.ids:
-                other = self._by_id.get(oid)
-                if other is None:
+            # (Set operations first: the value's own co-variable had most of these ids.)
+            hits = ser.ids & self._by_id.keys()
+            if own is not None:
+                hits -= own.ids
+            done: set[int] = set()
+            for oid in hits:
+                other = self._owner(oid)
+                if other is None or id(other) in done:
                     continue
                 members = [m for m in other.names if m in user_names and m not in single and m not in pending]
                 if not members:
@@ -199,6 +218,7 @@ class Tracker:
                 target = ser.object_with_id(oid)
                 if target is not None and not codec.holds([ns[m] for m in other.names if m in user_names], target, ns):
                     continue
+                done.add(id(other))
                 pending.extend(members)
         groups = _group_by_shared_ids(single)
         old_covars = {id(c): c for n in list(single) + deleted if (c := self.by_name.get(n)) is not None}
@@ -291,14 +311,23 @@ def _group_by_shared_ids(single: Mapping[str, codec.Serialized]) -> list[set[str
             n = parent[n]
         return n
 
-    owner: dict[int, str] = {}
-    for name, ser in single.items():
-        for oid in ser.ids:
-            first = owner.setdefault(oid, name)
-            if first != name:
-                a, b = find(first), find(name)
-                if a != b:
-                    parent[b] = a
+    names = list(single)
+    if len(names) <= 64:  # the usual few candidates: one set operation (in C) per pair
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                if not single[a].ids.isdisjoint(single[b].ids):
+                    ra, rb = find(a), find(b)
+                    if ra != rb:
+                        parent[rb] = ra
+    else:
+        owner: dict[int, str] = {}
+        for name, ser in single.items():
+            for oid in ser.ids:
+                first = owner.setdefault(oid, name)
+                if first != name:
+                    ra, rb = find(first), find(name)
+                    if ra != rb:
+                        parent[rb] = ra
     groups: dict[str, set[str]] = {}
     for n in single:
         groups.setdefault(find(n), set()).add(n)

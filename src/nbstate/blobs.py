@@ -447,12 +447,25 @@ class BlobFiles:
             if len(located) + len(found) > _LOCATIONS_KEPT:
                 located.clear()
             located.update(found)
-            for h in rest:
-                if h not in found:
-                    loose = self._loose_location(h)
-                    if loose is not None:
-                        out[h] = loose
+            if self._may_hold_loose():
+                for h in rest:
+                    if h not in found:
+                        loose = self._loose_location(h)
+                        if loose is not None:
+                            out[h] = loose
         return out
+
+    _loose_dirs: bool | None = None
+
+    def _may_hold_loose(self) -> bool:
+        """Whether loose files of format version 1 may be here (looked for once: later versions
+        never write them), so that a store without them is not searched for each missing blob."""
+        if self._loose_dirs is None:
+            try:
+                self._loose_dirs = any(len(d.name) == 2 and d.is_dir() for d in self.root.iterdir())
+            except OSError:
+                self._loose_dirs = False
+        return self._loose_dirs
 
     def _loose_location(self, h: str) -> Location | None:
         p = self.path(h)
@@ -688,7 +701,10 @@ class BlobFiles:
         """Copy blobs from another store's files as they are stored (not re-encoded); each is
         decoded and checked against its hash unless ``verify`` is false (the caller knows the
         source's packs are intact; every later read checks the hash anyway)."""
-        wanted = [h for h in dict.fromkeys(hashes) if not self.has(h)]
+        unknown = [h for h in dict.fromkeys(hashes) if h not in self._seen and h not in self._uncommitted]
+        present = self.locate(unknown)
+        self._seen.update(present)
+        wanted = [h for h in unknown if h not in present]
         if not wanted:
             return []
         where = src.locate(wanted)

@@ -345,6 +345,8 @@ def run_system(
                 rec["stderr"] = cell.stderr.strip()[-300:]  # a tracker's warnings land here
             if system == "kishu":
                 rec["commit"] = k.value("_kishu._kishu_branch.get_head().commit_id")
+            if system in ("nbstate", "kishu"):  # its checkpoint is written before the cell ends
+                rec["store_bytes"] = store_size(system, k, kdir, nb_path)["bytes"]
             out["cells"].append(rec)
             if i in targets or i == len(cells) - 1:
                 fp, probe = k.emitted("get_ipython()._nbbench.fingerprint()")
@@ -363,6 +365,12 @@ def run_system(
             out["fingerprints"][done - 1] = fp
         out["peak_rss_mb"] = k.emitted("get_ipython()._nbbench.peak_rss()")[0]
         out["store"] = store_size(system, k, kdir, nb_path)
+        if system == "dill":  # every dump is kept: the store after cell i is the dumps up to i
+            dumps, _ = k.emitted("get_ipython()._nbbench.dill_log()")
+            total = 0
+            for rec, d in zip(out["cells"], dumps):
+                total += d["bytes"] if d["error"] is None else 0
+                rec["store_bytes"] = total
         if system == "nbstate":
             entries = json.loads(k.ok("%nbstate log --json").stdout)
             by_count = {
@@ -1107,6 +1115,26 @@ def plot(result: dict[str, Any], suffix: str) -> dict[str, Path]:
     paths["Per-cell wall time"] = RESULTS_DIR / f"peers-cell-times{suffix}.png"
     fig.savefig(paths["Per-cell wall time"], dpi=90)
     plt.close(fig)
+
+    grown = [w for w in workloads if any(c.get("store_bytes") for s in TRACKERS for c in result["runs"][w].get(s, {}).get("cells") or [])]
+    if grown:
+        fig, axes = plt.subplots(len(grown), 1, figsize=(10, 2.8 * len(grown)), squeeze=False)
+        for ax, w in zip(axes[:, 0], grown, strict=True):
+            for s in ("nbstate", "kishu", "dill"):
+                cells = result["runs"][w].get(s, {}).get("cells") or []
+                points = [(i, c["store_bytes"] / 1e6) for i, c in enumerate(cells) if c.get("store_bytes")]
+                if points:
+                    ax.plot(*zip(*points, strict=True), "-", lw=1.2, color=COLORS[s], label=LABELS[s])
+            ax.set_yscale("log")
+            ax.set_title(f"{WORKLOADS[w].title}: store size after each cell", fontsize=10)
+            ax.set_ylabel("MB")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[-1, 0].set_xlabel("cell")
+        axes[0, 0].legend(fontsize=8, ncol=3)
+        fig.tight_layout()
+        paths["Store growth"] = RESULTS_DIR / f"peers-store-growth{suffix}.png"
+        fig.savefig(paths["Store growth"], dpi=90)
+        plt.close(fig)
 
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.8 * n), squeeze=False)
     for ax, w in zip(axes[:, 0], workloads, strict=True):

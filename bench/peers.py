@@ -368,7 +368,7 @@ def run_system(
         if system == "dill":  # every dump is kept: the store after cell i is the dumps up to i
             dumps, _ = k.emitted("get_ipython()._nbbench.dill_log()")
             total = 0
-            for rec, d in zip(out["cells"], dumps):
+            for rec, d in zip(out["cells"], dumps, strict=False):
                 total += d["bytes"] if d["error"] is None else 0
                 rec["store_bytes"] = total
         if system == "nbstate":

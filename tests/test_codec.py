@@ -324,6 +324,10 @@ def test_a_value_held_only_through_another_reached_object_is_still_part_of_it():
     assert {id(back), id(back[0]), id(back[0]["k"])} <= ids
 
 
+def _kinds(v) -> str:
+    return str(v.dtypes) if isinstance(v, pd.DataFrame) else str(v.dtype)
+
+
 def test_a_pandas_string_column_is_pickled_without_a_copy_and_round_trips():
     frame = pd.DataFrame({"s": [f"v{i % 97}" for i in range(5000)], "x": range(5000)})
     if not hasattr(frame["s"].array, "_pa_array"):
@@ -332,8 +336,7 @@ def test_a_pandas_string_column_is_pickled_without_a_copy_and_round_trips():
     for value in (frame, frame.iloc[100:200], two_chunks, frame["s"].str.upper()):
         ser = codec.serialize([value], {})
         back = codec.deserialize(ser.stream, ser.buffers, {})[0]
-        kinds = (lambda v: str(v.dtypes) if isinstance(v, pd.DataFrame) else str(v.dtype))
-        assert back.equals(value) and kinds(back) == kinds(value)
+        assert back.equals(value) and _kinds(back) == _kinds(value)
         # The same state pickles to the same bytes, before and after a restore.
         again = codec.serialize([back], {})
         assert again.stream == ser.stream and [bytes(b) for b in again.buffers] == [bytes(b) for b in ser.buffers]

@@ -19,7 +19,15 @@ import pytest
 import zstandard
 
 from nbstate import maintenance
-from nbstate.blobs import CHUNK_SIZE, PACK_MAGIC, PATCH_DEPTH, BlobError, digest, pack_names, split_stream
+from nbstate.blobs import (
+    CHUNK_SIZE,
+    PACK_MAGIC,
+    PATCH_DEPTH,
+    BlobError,
+    digest,
+    pack_names,
+    split_stream,
+)
 from nbstate.codec import serialize
 from nbstate.state import Tracker, _manifest, load_version
 from nbstate.store import FORMAT_VERSION, PendingCommit, Store
@@ -148,7 +156,7 @@ def test_scattered_row_changes_are_stored_as_patches_and_every_version_reads_bac
     # chain a patch covers the changes since the chain's full chunk, still a fraction of it.
     assert all(n < 1.2 * changed + 64 * 1024 for n in added[:PATCH_DEPTH]), (added, changed)
     assert sum(added) < 2 * steps * changed, (added, changed)
-    for c, want in [(first, original)] + list(zip(commits, copies)):
+    for c, want in [(first, original), *zip(commits, copies, strict=True)]:
         assert np.array_equal(s.load(c, "a"), want)
     assert maintenance.fsck(s.store).ok
 

@@ -287,7 +287,7 @@ class Patch:
             raise BlobError(f"a patch of {self.base} reaches past the end of its chunk")
         pos = 0
         data = self.data
-        for start, n in zip(self.starts.tolist(), self.lengths.tolist()):
+        for start, n in zip(self.starts.tolist(), self.lengths.tolist(), strict=True):
             dest[start : start + n] = data[pos : pos + n]
             pos += n
 
@@ -319,7 +319,7 @@ def make_patch(old: bytes | memoryview, new: bytes | memoryview, base: str, dept
     if total > PATCH_WORTH * n:
         return None
     view = memoryview(new)
-    runs = b"".join(view[s:e] for s, e in zip(starts.tolist(), ends.tolist()))
+    runs = b"".join(view[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True))
     body = len(starts).to_bytes(4, "little") + starts.tobytes() + lengths.tobytes() + runs
     flags = 0
     packed, codec = _encode(memoryview(body))
@@ -512,7 +512,7 @@ class BlobFiles:
                 encoded = self._side_by_side(self._encode_or_patch, calls, [loc for loc, _ in jobs.values()] + list(chains.values()))
             else:
                 encoded = [self._encode_or_patch(*call) for call in calls]
-            for h, data, (payload, codec) in zip(fresh, datas, encoded):
+            for h, data, (payload, codec) in zip(fresh, datas, encoded, strict=True):
                 self._append(h, data, payload, codec)
         return [None if c.hash in self._seen else self._uncommitted[c.hash] for c in chunks]
 

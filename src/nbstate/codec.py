@@ -787,7 +787,7 @@ def _shareable(
     if top is not None:
         made = [i for i in made if reached[i] is not top]
     if made:  # held by nothing outside: so is what only they hold, in turn
-        index = dict(zip(map(id, reached), range(n)))
+        index = dict(zip(map(id, reached), range(n), strict=True))
         dead = set(made)
         lost: dict[int, int] = {}
         while made:

@@ -293,10 +293,10 @@ def _patch_bases(before: list[tuple[int, list[str]]], after: list[dict[str, Any]
     """New chunk -> the chunk at the same place of the same buffer in the stored version, for
     the buffers whose length and chunking did not change (an array changed in place)."""
     out: dict[str, str] = {}
-    for (n, old), new in zip(before, after):
+    for (n, old), new in zip(before, after, strict=False):
         if n != new["n"] or len(old) != len(new["chunks"]):
             continue
-        for a, b in zip(old, new["chunks"]):
+        for a, b in zip(old, new["chunks"], strict=True):
             if a != b:
                 out.setdefault(b, a)
     return out

@@ -24,7 +24,13 @@ from . import blobs as blobs_module
 from . import codec
 from .analysis import side_effects
 from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
-from .state import LiveCoVariable, buffers_of, load_version_with_ids, restored_fingerprint, version_fingerprint
+from .state import (
+    LiveCoVariable,
+    buffers_of,
+    load_version_with_ids,
+    restored_fingerprint,
+    version_fingerprint,
+)
 from .store import Commit, Store, StoreError, VariableVersion, manifest_chunks
 
 

@@ -529,12 +529,13 @@ class BlobFiles:
             loc = where.get(b)
             if loc is None or loc.size != len(fresh[h]) or loc.pack is None:
                 continue
-            depth = self._depth(loc, chains)
-            if depth is None:
-                continue
-            if depth >= PATCH_DEPTH:  # long enough: patch the chain's full chunk instead
-                loc, depth = self._root(loc, chains), 0
-            jobs[h] = (loc, depth + 1)
+            try:
+                root, patches = self._chain_of(loc, chains)
+            except BlobError:
+                continue  # a broken chain: the chunk is stored whole
+            if len(patches) >= PATCH_DEPTH:  # long enough: patch the chain's full chunk instead
+                loc, patches = root, []
+            jobs[h] = (loc, len(patches) + 1)
         return jobs, chains
 
     def _encode_or_patch(self, data: memoryview, base: Location | None, depth: int, chains: dict[str, Location]) -> tuple[bytes | memoryview, str]:
@@ -587,20 +588,6 @@ class BlobFiles:
             return head[6:].decode("ascii")
         except UnicodeDecodeError:
             return None
-
-    def _depth(self, loc: Location, chains: dict[str, Location]) -> int | None:
-        depth = 0
-        while loc.codec == "patch":
-            base = chains.get(loc.hash)
-            if base is None or depth > PATCH_DEPTH:
-                return None
-            loc, depth = base, depth + 1
-        return depth
-
-    def _root(self, loc: Location, chains: dict[str, Location]) -> Location:
-        while loc.codec == "patch":
-            loc = chains[loc.hash]
-        return loc
 
     def bases_of(self, hashes: Iterable[str]) -> dict[str, str]:
         """Patch hash -> the hash it patches, for every patch among ``hashes`` and, in turn,
@@ -794,17 +781,17 @@ class BlobFiles:
             raise BlobError(f"blob {loc.hash} is damaged: its pack {loc.pack} ends {loc.stored - got} bytes early")
         return bytes(buf)
 
-    def _decode(self, loc: Location, payload: bytes | memoryview, _depth: int = 0) -> bytes:
-        if loc.codec == "patch":
+    def _decode(self, loc: Location, payload: bytes | memoryview) -> bytes:
+        if loc.codec == "patch":  # ``payload`` over its base, rebuilt (and checked) as any chunk
             patch = read_patch(payload, loc.hash)
-            if _depth > PATCH_DEPTH:
-                raise BlobError(f"blob {loc.hash} is damaged: its chain of patches is longer than {PATCH_DEPTH}")
             base = self.locate([patch.base]).get(patch.base)
             if base is None:
                 raise BlobError(f"blob {loc.hash} is damaged: the blob it patches ({patch.base}) is missing")
-            content = bytearray(self._decode(base, self.read_stored(base), _depth + 1))
-            if len(content) != loc.size and loc.size >= 0:
-                raise BlobError(f"blob {loc.hash} is damaged: the blob it patches ({patch.base}) has another size")
+            if base.pack is None:  # a loose file of version 1 (never written as a base, but read)
+                content = bytearray(self._get(base))
+            else:
+                content = bytearray(base.size)
+                self._fill_one(base, memoryview(content), self._chains([base]))
             patch.apply(memoryview(content))
             return bytes(content)
         if loc.codec == "zstd":

@@ -370,10 +370,8 @@ class Store:
         if fcntl is not None:
             self._lock(fcntl.LOCK_SH)
         try:
-            generation = self._read_generation()
-            if generation != self._generation:
+            if self._blobs_moved():
                 self.blobs.forget()
-                self._generation = generation
             yield
         finally:
             if fcntl is not None:

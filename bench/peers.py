@@ -1077,6 +1077,23 @@ LABELS = {
 }
 
 
+def _panels(plt: Any, workloads: list[str], draw: Any, title: str, ylabel: str, xlabel: str, legend: tuple[int, int], path: Path) -> Path:
+    """One log-scale panel per workload, drawn by ``draw(ax, workload)``, saved to ``path``."""
+    fig, axes = plt.subplots(len(workloads), 1, figsize=(10, 2.8 * len(workloads)), squeeze=False)
+    for ax, w in zip(axes[:, 0], workloads, strict=True):
+        draw(ax, w)
+        ax.set_yscale("log")
+        ax.set_title(f"{WORKLOADS[w].title}: {title}", fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[-1, 0].set_xlabel(xlabel)
+    axes[0, 0].legend(fontsize=legend[0], ncol=legend[1])
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def plot(result: dict[str, Any], suffix: str) -> dict[str, Path]:
     import matplotlib
 
@@ -1085,9 +1102,8 @@ def plot(result: dict[str, Any], suffix: str) -> dict[str, Path]:
 
     workloads = result["workloads"]
     paths: dict[str, Path] = {}
-    n = len(workloads)
-    fig, axes = plt.subplots(n, 1, figsize=(10, 2.8 * n), squeeze=False)
-    for ax, w in zip(axes[:, 0], workloads, strict=True):
+
+    def cell_times(ax: Any, w: str) -> None:
         for s in ("untracked", "nbstate", "kishu", "dill"):
             if s == "untracked":
                 walls = baseline_walls(result["runs"][w])
@@ -1096,102 +1112,52 @@ def plot(result: dict[str, Any], suffix: str) -> dict[str, Path]:
                 walls = [c["wall_s"] for c in result["runs"][w].get(s, {}).get("cells") or []]
                 label = LABELS[s]
             if walls:
-                ax.plot(
-                    range(len(walls)),
-                    [max(x, 1e-4) for x in walls],
-                    "o-",
-                    ms=3,
-                    lw=1,
-                    color=COLORS[s],
-                    label=label,
-                )
-        ax.set_yscale("log")
-        ax.set_title(f"{WORKLOADS[w].title}: wall time of each cell", fontsize=10)
-        ax.set_ylabel("seconds")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[-1, 0].set_xlabel("cell")
-    axes[0, 0].legend(fontsize=8, ncol=4)
-    fig.tight_layout()
-    paths["Per-cell wall time"] = RESULTS_DIR / f"peers-cell-times{suffix}.png"
-    fig.savefig(paths["Per-cell wall time"], dpi=90)
-    plt.close(fig)
+                ax.plot(range(len(walls)), [max(x, 1e-4) for x in walls], "o-", ms=3, lw=1, color=COLORS[s], label=label)
+
+    paths["Per-cell wall time"] = _panels(
+        plt, workloads, cell_times, "wall time of each cell", "seconds", "cell", (8, 4),
+        RESULTS_DIR / f"peers-cell-times{suffix}.png",
+    )
+
+    def store_growth(ax: Any, w: str) -> None:
+        for s in ("nbstate", "kishu", "dill"):
+            cells = result["runs"][w].get(s, {}).get("cells") or []
+            points = [(i, c["store_bytes"] / 1e6) for i, c in enumerate(cells) if c.get("store_bytes")]
+            if points:
+                ax.plot(*zip(*points, strict=True), "-", lw=1.2, color=COLORS[s], label=LABELS[s])
 
     grown = [w for w in workloads if any(c.get("store_bytes") for s in TRACKERS for c in result["runs"][w].get(s, {}).get("cells") or [])]
     if grown:
-        fig, axes = plt.subplots(len(grown), 1, figsize=(10, 2.8 * len(grown)), squeeze=False)
-        for ax, w in zip(axes[:, 0], grown, strict=True):
-            for s in ("nbstate", "kishu", "dill"):
-                cells = result["runs"][w].get(s, {}).get("cells") or []
-                points = [(i, c["store_bytes"] / 1e6) for i, c in enumerate(cells) if c.get("store_bytes")]
-                if points:
-                    ax.plot(*zip(*points, strict=True), "-", lw=1.2, color=COLORS[s], label=LABELS[s])
-            ax.set_yscale("log")
-            ax.set_title(f"{WORKLOADS[w].title}: store size after each cell", fontsize=10)
-            ax.set_ylabel("MB")
-            ax.grid(True, which="both", alpha=0.3)
-        axes[-1, 0].set_xlabel("cell")
-        axes[0, 0].legend(fontsize=8, ncol=3)
-        fig.tight_layout()
-        paths["Store growth"] = RESULTS_DIR / f"peers-store-growth{suffix}.png"
-        fig.savefig(paths["Store growth"], dpi=90)
-        plt.close(fig)
+        paths["Store growth"] = _panels(
+            plt, grown, store_growth, "store size after each cell", "MB", "cell", (8, 3),
+            RESULTS_DIR / f"peers-store-growth{suffix}.png",
+        )
 
-    fig, axes = plt.subplots(n, 1, figsize=(10, 2.8 * n), squeeze=False)
-    for ax, w in zip(axes[:, 0], workloads, strict=True):
+    def checkout_latency(ax: Any, w: str) -> None:
         for s in ("nbstate", "kishu", "dill", "rerun"):
             run = result["runs"][w].get(s, {})
             pairs = run.get("restores") if s == "rerun" else run.get("checkouts")
             if not pairs:
                 continue
             for key, style in (("to_target", "-"), ("to_latest", ":")):
-                xs = [p["target"] for p in pairs if p[key].get("seconds") is not None]
-                ys = [
-                    max(p[key]["seconds"], 1e-4) for p in pairs if p[key].get("seconds") is not None
-                ]
-                ax.plot(
-                    xs,
-                    ys,
-                    style,
-                    color=COLORS[s],
-                    lw=1,
-                    label=f"{LABELS[s]}" + (" (back to latest)" if key == "to_latest" else ""),
-                )
-                good = [
-                    (x, y)
-                    for p, x, y in zip(
-                        [p for p in pairs if p[key].get("seconds") is not None], xs, ys, strict=True
-                    )
-                    if p[key]["exact"]
-                ]
-                bad = [
-                    (x, y)
-                    for p, x, y in zip(
-                        [p for p in pairs if p[key].get("seconds") is not None], xs, ys, strict=True
-                    )
-                    if not p[key]["exact"]
-                ]
+                timed = [p for p in pairs if p[key].get("seconds") is not None]
+                xs = [p["target"] for p in timed]
+                ys = [max(p[key]["seconds"], 1e-4) for p in timed]
+                label = f"{LABELS[s]}" + (" (back to latest)" if key == "to_latest" else "")
+                ax.plot(xs, ys, style, color=COLORS[s], lw=1, label=label)
+                good = [(x, y) for p, x, y in zip(timed, xs, ys, strict=True) if p[key]["exact"]]
+                bad = [(x, y) for p, x, y in zip(timed, xs, ys, strict=True) if not p[key]["exact"]]
                 if good:
-                    ax.plot(
-                        *zip(*good, strict=True),
-                        "o" if key == "to_target" else "s",
-                        ms=4,
-                        color=COLORS[s],
-                        mfc=COLORS[s] if key == "to_target" else "none",
-                    )
+                    marker = "o" if key == "to_target" else "s"
+                    ax.plot(*zip(*good, strict=True), marker, ms=4, color=COLORS[s], mfc=COLORS[s] if key == "to_target" else "none")
                 if bad:
                     ax.plot(*zip(*bad, strict=True), "x", ms=7, mew=2, color=COLORS[s])
-        ax.set_yscale("log")
-        ax.set_title(
-            f"{WORKLOADS[w].title}: checkout latency (x = restored state not exact)", fontsize=10
-        )
-        ax.set_ylabel("seconds")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[-1, 0].set_xlabel("checked-out cell (back to latest: plotted at the cell it came from)")
-    axes[0, 0].legend(fontsize=7, ncol=4)
-    fig.tight_layout()
-    paths["Checkout latency"] = RESULTS_DIR / f"peers-checkout{suffix}.png"
-    fig.savefig(paths["Checkout latency"], dpi=90)
-    plt.close(fig)
+
+    paths["Checkout latency"] = _panels(
+        plt, workloads, checkout_latency, "checkout latency (x = restored state not exact)", "seconds",
+        "checked-out cell (back to latest: plotted at the cell it came from)", (7, 4),
+        RESULTS_DIR / f"peers-checkout{suffix}.png",
+    )
     return paths
 
 

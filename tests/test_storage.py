@@ -125,6 +125,17 @@ def test_an_in_place_edit_of_a_large_array_stores_a_patch_of_one_chunk(tmp_path)
     assert s.load(c, "big")[12345] == -1.0 and np.array_equal(s.load(c, "big"), big)
 
 
+def _patched(root: Path, seed: int, steps: int, rows: int = 2048):
+    """A session whose array ``a`` (rows of 8 KB) was stored, then had 1% of its rows changed
+    ``steps`` times: (session, first commit, first value, then what _scattered_rows gives)."""
+    s = Session(root)
+    rng = np.random.default_rng(seed)
+    a = rng.random((rows, 1024))
+    first, _ = s.cell(a=a)
+    original = a.copy()
+    return (s, first, original, *_scattered_rows(s, rng, steps, a))
+
+
 def _scattered_rows(s: Session, rng, steps: int, a):
     """Change 1% of ``a``'s rows, scattered, ``steps`` times: (commits, copies, bytes added)."""
     commits, copies, added = [], [], []
@@ -142,14 +153,10 @@ def _scattered_rows(s: Session, rng, steps: int, a):
 def test_scattered_row_changes_are_stored_as_patches_and_every_version_reads_back(tmp_path, monkeypatch, mapped):
     monkeypatch.setenv("NBSTATE_MMAP", mapped)
     monkeypatch.setattr("nbstate.blobs.MMAP_MIN", 1 << 20)
-    s = Session(tmp_path / "st")
-    rng = np.random.default_rng(8)
-    a = rng.random((4096, 1024))  # 32 MiB in rows of 8 KB: 1% of rows touches most 1 MiB chunks
-    first, _ = s.cell(a=a)
-    original = a.copy()
     steps = PATCH_DEPTH + 4  # past the longest chain, so some patches start again from the full chunk
-    commits, copies, added = _scattered_rows(s, rng, steps, a)
-    changed = (a.shape[0] // 100) * a.shape[1] * 8
+    # 32 MiB in rows of 8 KB: 1% of rows touches most 1 MiB chunks
+    s, first, original, commits, copies, added = _patched(tmp_path / "st", 8, steps, rows=4096)
+    changed = (4096 // 100) * 1024 * 8
     codecs = dict(s.store.db.execute("SELECT codec, count(*) FROM blobs GROUP BY codec").fetchall())
     assert codecs["patch"] > steps * 20, codecs
     # Each step stores about what it changed (whole chunks would be 32x that); past the longest
@@ -163,11 +170,7 @@ def test_scattered_row_changes_are_stored_as_patches_and_every_version_reads_bac
 
 def test_a_patched_array_restored_by_mapping_can_be_written_and_the_store_stays(tmp_path, monkeypatch):
     monkeypatch.setattr("nbstate.blobs.MMAP_MIN", 1 << 20)
-    s = Session(tmp_path / "st")
-    rng = np.random.default_rng(9)
-    a = rng.random((2048, 1024))
-    s.cell(a=a)
-    commits, copies, _ = _scattered_rows(s, rng, 3, a)
+    s, _, _, commits, copies, _ = _patched(tmp_path / "st", 9, 3)
     back = s.load(commits[1], "a")
     assert isinstance(back.base, mmap.mmap) and np.array_equal(back, copies[1])
     back[:] = 0.0
@@ -177,11 +180,7 @@ def test_a_patched_array_restored_by_mapping_can_be_written_and_the_store_stays(
 def test_gc_and_export_keep_what_a_kept_patch_patches(tmp_path):
     from nbstate import bundle
 
-    s = Session(tmp_path / "st")
-    rng = np.random.default_rng(10)
-    a = rng.random((2048, 1024))
-    s.cell(a=a)
-    commits, copies, _ = _scattered_rows(s, rng, 3, a)
+    s, _, _, commits, copies, _ = _patched(tmp_path / "st", 10, 3)
     for i in range(5):
         s.cell(i=i)
     # Only the newest commits are kept: the version of `a` they hold is made of patches whose
@@ -199,11 +198,7 @@ def test_gc_and_export_keep_what_a_kept_patch_patches(tmp_path):
 
 
 def test_fsck_finds_a_patch_whose_base_is_gone_and_a_load_names_it(tmp_path):
-    s = Session(tmp_path / "st")
-    rng = np.random.default_rng(11)
-    a = rng.random((2048, 1024))
-    s.cell(a=a)
-    commits, _, _ = _scattered_rows(s, rng, 1, a)
+    s, _, _, commits, _, _ = _patched(tmp_path / "st", 11, 1)
     patch = s.store.db.execute("SELECT hash FROM blobs WHERE codec='patch' LIMIT 1").fetchone()[0]
     base = s.store.blobs.bases_of([patch])[patch]
     s.store.db.execute("DELETE FROM blobs WHERE hash=?", (base,))

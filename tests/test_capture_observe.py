@@ -91,6 +91,23 @@ def test_globals_subscript_assignment_is_seen(kernel):
     assert e["created"] == ["late"]
 
 
+def test_names_added_and_removed_behind_the_syntax_are_seen(kernel):
+    # A module outside the notebook changes __main__'s namespace: no cell's syntax shows it.
+    # Names are found as they come and go, whatever else the namespace holds (IPython's output
+    # history here), also when one goes and another comes in the same cell.
+    kernel.ok("import sys, types\nhelper = types.ModuleType('helper')\nexec('def put(k, v):\\n    vars(sys.modules[\"__main__\"])[k] = v\\ndef drop(k):\\n    vars(sys.modules[\"__main__\"]).pop(k)', vars(helper))\nhelper.sys = sys")
+    for i in range(5):
+        kernel.ok(f"{i} * 2")  # outputs: IPython adds _N names
+    e = run(kernel, "helper.put('p', [1])")
+    assert e["created"] == ["p"]
+    e = run(kernel, "helper.drop('p'); helper.put('q', [2])")
+    assert (e["created"], e["deleted"]) == (["q"], ["p"])
+    e = run(kernel, "helper.drop('q')")
+    assert e["deleted"] == ["q"]
+    names = kernel.value("sorted(__import__('nbstate').recorder_of(get_ipython()).user_names())")
+    assert [n for n in names if n != "_nbstate_json"] == ["helper", "sys", "types"]
+
+
 def test_changes_made_through_notebook_functions(kernel):
     kernel.ok("data = []\ncounter = 0")
     kernel.ok("def setg():\n    global g\n    g = [1]")

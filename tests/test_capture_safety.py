@@ -223,13 +223,13 @@ def check_store(root: Path) -> dict:
         db = store.db
         blob_rows = {h for (h,) in db.execute("SELECT hash FROM blobs")}
         versions = {r[0]: r for r in db.execute("SELECT id, manifest, serializable FROM var_versions")}
-        commits = db.execute("SELECT id, parent, state, cell_run_id FROM commits").fetchall()
+        commits = db.execute("SELECT id, parent, cell_run_id FROM commits").fetchall()
         ids = {c[0] for c in commits}
         runs = {r for (r,) in db.execute("SELECT id FROM cell_runs")}
-        for cid, parent, state, run in commits:
+        for cid, parent, run in commits:
             assert parent is None or parent in ids, cid
             assert run is None or run in runs, cid
-            for name, vid in json.loads(state).items():
+            for name, vid in store.commit(cid).state.items():
                 assert vid in versions, (cid, name)
         chunks = 0
         for vid, manifest, serializable in versions.values():

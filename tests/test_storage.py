@@ -38,10 +38,11 @@ NBSTATE = Path(sys.executable).parent / "nbstate"
 class Session:
     """A namespace recorded into a store cell by cell, without a kernel."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, session_id: str = "s") -> None:
         self.store = Store(root)
         self.store.ensure_notebook("default", None)
-        self.store.start_session("s", "default", "3", "test")
+        self.store.start_session(session_id, "default", "3", "test")
+        self.session_id = session_id
         self.ns: dict = {}
         self.tracker = Tracker(self.ns)
 
@@ -51,7 +52,7 @@ class Session:
         with self.store.writing():
             cp = self.tracker.checkpoint(names, set(self.ns), self.store.blobs)
             pending = PendingCommit(
-                "default", "s", "cell", None, time.time(), 0.0, sorted(names), [], cp.deleted, None, cp.kept,
+                "default", self.session_id, "cell", None, time.time(), 0.0, sorted(names), [], cp.deleted, None, cp.kept,
                 new_versions=[v for v, _ in cp.new], blobs=cp.blobs, kind=kind, message=message,
             )
             commit = self.store.record(pending)
@@ -235,6 +236,7 @@ def test_a_torn_pack_tail_is_ignored(tmp_path):
         f.write(os.urandom(777))
     s2 = Session.__new__(Session)
     s2.store = Store(tmp_path / "st")
+    s2.session_id = "s"
     s2.ns, s2.tracker = {}, Tracker({})
     s2.tracker.namespace = s2.ns
     vid = c1.state["a"]

@@ -258,10 +258,7 @@ def copy_history(
             parent = c.parent if c.parent in have or any(p.id == c.parent for p in commits) else None
             seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM commits").fetchone()[0]
             state = {n: version_ids[vid] for n, vid in c.state.items()}
-            db.execute(
-                "INSERT INTO commits (id, notebook_id, parent, cell_run_id, state, message, kind, created, code, bytes_added, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (c.id, notebook, parent, run_id, json.dumps(state), c.message, c.kind, c.created, c.code, c.bytes_added, seq),
-            )
+            dst.insert_commit(db, Commit(c.id, notebook, parent, run_id, c.message, c.kind, c.created, c.code, c.bytes_added, seq), state)
             have.add(c.id)
             inserted["commits"].append(c.id)
         blobs_to_copy.update(src.blobs.bases_of(blobs_to_copy).values())  # a patch travels with what it patches

@@ -117,6 +117,10 @@ class Recorder:
         self._disabled: str | None = None  # why checkpoints stopped for good (a damaged database)
         self._never_user: set[str] = set()  # names that are IPython's whatever they hold
         self._plain_user: set[str] = set()  # names that are the user's whatever they hold
+        # What user_names saw last: the namespace's size and newest key, the plain user names
+        # and the names to test each time (IPython hid a value under them). None: scan it all.
+        self._seen: tuple[int, str, set[str], set[str]] | None = None
+        self._scans = 0
         self._noted: set[str] = set()  # IPython names the user was told about
         self.last_deleted: list[str] = []
         self.last_error: str | None = None
@@ -256,18 +260,57 @@ class Recorder:
     def user_names(self) -> set[str]:
         # IPython adds `_iN` (and `_N`) after every cell: names whose form alone makes them
         # IPython's are set aside once, and so are names whose form makes them the user's (they
-        # are, unless IPython hid a value under them), so a long session pays set operations in C
-        # per cell, not a Python test per name.
+        # are, unless IPython hid a value under them). A dict keeps its keys in the order they
+        # were added, so the names added since the last look are the newest keys, down to the
+        # newest one seen then: when the size says nothing else came or went, only they are
+        # looked at, and a long session does not pay for the thousands of names IPython keeps.
+        ns = self.namespace
+        self._scans += 1
+        fresh = self._added_names() if self._scans % 100 else None
+        try:
+            if fresh is None:
+                plain, tested = self._classify(ns.keys() - self._never_user)
+            else:
+                _, _, plain, tested = self._seen  # type: ignore[misc]
+                new_plain, new_tested = self._classify(fresh)
+                plain, tested = plain | new_plain, tested | new_tested
+            self._seen = (len(ns), next(reversed(ns)), plain, tested) if ns else None
+        except RuntimeError:  # another thread changed the namespace meanwhile: look again next time
+            self._seen = None
+            plain, tested = self._classify(set(ns) - self._never_user)
+        out = set(plain)
+        out.update(n for n in tested if self.is_user_name(n))
+        return out
+
+    def _added_names(self) -> set[str] | None:
+        """The names added to the namespace since user_names last looked, when nothing was
+        removed meanwhile; None when that cannot be told (then everything is looked at)."""
+        if self._seen is None:
+            return None
+        size, newest, _, _ = self._seen
+        ns = self.namespace
+        grown = len(ns) - size
+        if grown < 0 or grown > 1000 or newest not in ns:
+            return None
+        added: list[str] = []
+        for n in reversed(ns):
+            if n == newest:
+                break
+            added.append(n)
+            if len(added) > grown:
+                return None
+        return set(added) if len(added) == grown else None
+
+    def _classify(self, names: set[str]) -> tuple[set[str], set[str]]:
+        """(names that are the user's, names to test each time) among ``names``."""
         never, plain = self._never_user, self._plain_user
-        names = self.namespace.keys() - never
+        names = names - never
         for n in names - plain:
             if n in _IPYTHON_NAMES or (n.startswith("__") and n.endswith("__")) or _OUTPUT_CACHE.match(n):
                 never.add(n)
             elif n not in self.hidden:
                 plain.add(n)
-        out = names & plain
-        out.update(n for n in names - plain - never if self.is_user_name(n))
-        return out
+        return names & plain, names - plain - never
 
     def commit(
         self,
@@ -399,6 +442,7 @@ class Recorder:
         self.tracker.drop(set(deleted))
         for live in restored:
             self.tracker.adopt(live)
+        self._seen = None  # a checkout adds and removes many names: look at all of them
         untracked = self.user_names() - self.tracker.all_names()
         self.tracker.drop(untracked)
         self._pending = CellNames(writes=untracked)
@@ -407,7 +451,8 @@ class Recorder:
     def _touched(self, names: CellNames, user: set[str], everything: bool) -> set[str]:
         if everything:
             return user | self.tracker.all_names()
-        touched = (names.touched & (user | self.tracker.all_names()))
+        tracked = self.tracker.by_name
+        touched = {n for n in names.touched if n in user or n in tracked}
         touched |= _rebound(self._identities, self.namespace, user)
         return touched
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .blobs import PACK_MAGIC, BlobError, BlobFiles, Location, digest, loose_hashes, pack_names
-from .store import Store, manifest_chunks
+from .store import Changes, Store, encode_state, manifest_chunks
 
 # --- shared reading -------------------------------------------------------------------------------
 
@@ -36,12 +36,33 @@ class _Commit:
     seq: int
 
 
-def _commits(store: Store) -> dict[str, _Commit]:
-    rows = store.db.execute("SELECT id, notebook_id, parent, cell_run_id, state, kind, created, code, seq FROM commits")
-    return {
-        r[0]: _Commit(r[0], r[1], r[2], r[3], {k: int(v) for k, v in json.loads(r[4]).items()}, r[5], r[6], r[7], r[8])
-        for r in rows
-    }
+def _commits(store: Store, broken: dict[str, str] | None = None) -> dict[str, _Commit]:
+    """Every commit with its whole state, rebuilt in recording order (a parent's comes before
+    its children's). A state that cannot be rebuilt is left empty, and why is put in ``broken``."""
+    cols = "changes, state_depth" if "state_depth" in _columns(store, "commits") else "NULL, 0"
+    rows = store.db.execute(f"SELECT id, notebook_id, parent, cell_run_id, state, kind, created, code, seq, {cols} FROM commits ORDER BY seq")
+    out: dict[str, _Commit] = {}
+    for r in rows:
+        try:
+            if r[10] == 0:
+                state = {k: int(v) for k, v in json.loads(r[4]).items()}
+            elif r[2] not in out:
+                raise ValueError(f"it is recorded as changes against {str(r[2])[:12]}, which is not in the store")
+            elif r[2] in (broken or {}):
+                raise ValueError(f"it is recorded against {str(r[2])[:12]}, whose state cannot be read either")
+            else:
+                state = dict(out[r[2]].state)
+                Changes.from_json(r[9]).apply(state)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            state = {}
+            if broken is not None:
+                broken[r[0]] = str(exc)
+        out[r[0]] = _Commit(r[0], r[1], r[2], r[3], state, r[5], r[6], r[7], r[8])
+    return out
+
+
+def _columns(store: Store, table: str) -> set[str]:
+    return {r[1] for r in store.db.execute(f"PRAGMA table_info({table})")}
 
 
 def _version_rows(store: Store) -> dict[int, tuple[list[str], dict[str, Any] | None, int, bool, int | None]]:
@@ -253,10 +274,13 @@ def fsck(store: Store) -> FsckReport:
 
 
 def _fsck_contents(store: Store, report: FsckReport) -> None:
-    commits = _commits(store)
+    broken: dict[str, str] = {}
+    commits = _commits(store, broken)
     versions = _version_rows(store)
     index = _index(store)
     report.commits, report.versions = len(commits), len(versions)
+    for cid, why in broken.items():
+        report.problems.append(Problem("damaged state", f"commit {cid[:12]}", f"its state cannot be read: {why}"))
     for notebook, kind, name, target in store.db.execute("SELECT notebook_id, kind, name, target FROM refs"):
         report.refs += 1
         if target not in commits:
@@ -454,8 +478,7 @@ def gc(store: Store, keep_last: int = 100, keep_within: float = 7 * 86400, dry_r
             return report
         drop_commits = [c for c in commits if c not in keep]
         with store.transaction() as db:
-            for cid, parent in new_parent.items():
-                db.execute("UPDATE commits SET parent=? WHERE id=?", (parent, cid))
+            _reencode(db, commits, keep, new_parent)
             _delete_in(db, "UPDATE var_versions SET cell_run_id=NULL WHERE id IN ({})", orphaned)
             _delete_in(db, "DELETE FROM commits WHERE id IN ({})", drop_commits)
             _delete_in(db, "DELETE FROM reflog WHERE old_commit IN ({})", drop_commits)
@@ -477,6 +500,19 @@ def gc(store: Store, keep_last: int = 100, keep_within: float = 7 * 86400, dry_r
             pass
     report.bytes_after = store_bytes(store)
     return report
+
+
+def _reencode(db: Any, commits: dict[str, _Commit], keep: set[str], new_parent: dict[str, str | None]) -> None:
+    """Give each kept commit its new parent, and its state as changes against that parent's (the
+    whole state every STATE_EVERY commits, as when recording); rows that stay as they were are
+    not written."""
+    depth: dict[str, int] = {}
+    current = {r[0]: (r[1], r[2], r[3]) for r in db.execute("SELECT id, state, changes, state_depth FROM commits")}
+    for c in sorted((commits[cid] for cid in keep), key=lambda c: c.seq):
+        parent = new_parent.get(c.id, c.parent)
+        full, changes, depth[c.id] = encode_state(c.state, commits[parent].state if parent is not None else None, depth.get(parent, 0))
+        if parent != c.parent or current.get(c.id) != (full, changes, depth[c.id]):
+            db.execute("UPDATE commits SET parent=?, state=?, changes=?, state_depth=? WHERE id=?", (parent, full, changes, depth[c.id], c.id))
 
 
 class _nothing:

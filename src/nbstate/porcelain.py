@@ -34,12 +34,10 @@ class LogEntry:
     examined: list[str] = field(default_factory=list)
 
 
-def state_changes(before: dict[str, int], after: dict[str, int]) -> tuple[list[str], list[str], list[str]]:
-    """(created, changed, deleted) names between two states."""
-    created = sorted(n for n in after if n not in before)
-    changed = sorted(n for n in after if n in before and before[n] != after[n])
-    deleted = sorted(n for n in before if n not in after)
-    return created, changed, deleted
+def changed_names(c: Commit) -> tuple[list[str], list[str], list[str]]:
+    """(created, changed, deleted) names of a commit against its parent, each sorted."""
+    ch = c.changes
+    return sorted(ch.created), sorted(ch.changed), sorted(ch.deleted)
 
 
 def _first_line(code: str) -> str:
@@ -61,14 +59,11 @@ def log_from(store: Store, head: str, limit: int | None = None) -> list[LogEntry
 
 
 def log_entries(store: Store, commits: list[Commit]) -> list[LogEntry]:
-    """Log entries for ``commits``: their parents and cell runs are read in a few batched queries."""
-    by_id: dict[str, Commit] = {c.id: c for c in commits}
-    by_id.update(store.commits_by_id([c.parent for c in commits if c.parent is not None and c.parent not in by_id]))
+    """Log entries for ``commits``: their cell runs are read in a few batched queries."""
     runs = store.cell_runs([c.cell_run_id for c in commits if c.cell_run_id is not None])
     entries = []
     for c in commits:
-        parent = by_id.get(c.parent) if c.parent is not None else None
-        created, changed, deleted = state_changes(parent.state if parent is not None else {}, c.state)
+        created, changed, deleted = changed_names(c)
         run = runs.get(c.cell_run_id) if c.cell_run_id is not None else None
         entries.append(
             LogEntry(
@@ -672,8 +667,7 @@ def show(session: Session, ref: str) -> str:
     """One commit in full: its cell, its variables, and what changed from its parent."""
     c = session.store.commit(session.resolve(ref))
     run = session.store.cell_run(c.cell_run_id) if c.cell_run_id is not None else None
-    parent_state = session.store.commit(c.parent).state if c.parent else {}
-    created, changed, deleted = state_changes(parent_state, c.state)
+    created, changed, deleted = changed_names(c)
     versions = session.store.versions(sorted(set(c.state.values())))
     when = _dt.datetime.fromtimestamp(c.created).strftime("%Y-%m-%d %H:%M:%S")
     lines = [f"commit {c.id}", f"parent {c.parent or '(none)'}", f"date   {when}", f"kind   {c.kind}"]

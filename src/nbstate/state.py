@@ -133,12 +133,14 @@ class Tracker:
         # (``_owner``), and the dict is rebuilt once stale entries outnumber the rest.
         self._by_id: dict[int, LiveCoVariable] = {}
         self._stale = 0
+        self._referring: dict[int, LiveCoVariable] = {}  # the live co-variables with class_refs
         self.unserializable: dict[str, str] = {}
 
     def _forget(self, covar: LiveCoVariable) -> None:
         for name in covar.names:
             if self.by_name.get(name) is covar:
                 del self.by_name[name]
+        self._referring.pop(id(covar), None)
         self._stale += len(covar.ids)
 
     def adopt(self, covar: LiveCoVariable) -> None:
@@ -148,6 +150,8 @@ class Tracker:
             if old is not None and old is not covar:
                 self._forget(old)
             self.by_name[name] = covar
+        if covar.class_refs:
+            self._referring[id(covar)] = covar
         if self._stale > max(100_000, len(self._by_id) // 2):
             self._by_id = {}
             self._stale = 0
@@ -164,7 +168,7 @@ class Tracker:
 
     def checkpoint(self, touched: set[str], user_names: set[str], blobs: BlobFiles) -> Checkpoint:
         ns = self.namespace
-        deleted = sorted(n for n in self.by_name if n not in user_names)
+        deleted = sorted(self.by_name.keys() - user_names)
         # Every member of a co-variable that holds a touched (or deleted) name may have changed.
         candidates = {n for n in touched if n in user_names}
         for n in list(touched) + deleted:
@@ -178,7 +182,7 @@ class Tracker:
                     candidates |= {m for m in (ref_covar.names if ref_covar is not None else {ref}) if m in user_names}
         # A value that refers to a class by name, whose name now holds another object (or none):
         # its bytes would now carry the old class by value.
-        for covar in {id(c): c for c in self.by_name.values() if c.class_refs}.values():
+        for covar in list(self._referring.values()):
             if any(id(ns.get(c)) != cid for c, cid in covar.class_refs.items()):
                 candidates |= {m for m in covar.names if m in user_names}
         single: dict[str, codec.Serialized] = {}

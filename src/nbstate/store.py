@@ -25,7 +25,12 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks, gc must run alone
     fcntl = None  # type: ignore[assignment]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+# A commit holds its whole state (every name -> version id) once every STATE_EVERY commits along
+# a line of history; those in between hold what changed against their parent, so recording a
+# commit and listing the log cost what changed, not the size of the namespace, and reading any
+# commit's state reads at most STATE_EVERY rows.
+STATE_EVERY = 64
 DEFAULT_BRANCH = "main"
 DEFAULT_NOTEBOOK = "default"
 
@@ -52,7 +57,8 @@ CREATE TABLE IF NOT EXISTS commits (
     id TEXT PRIMARY KEY, notebook_id TEXT NOT NULL REFERENCES notebooks(id),
     parent TEXT REFERENCES commits(id), cell_run_id INTEGER REFERENCES cell_runs(id),
     state TEXT NOT NULL, message TEXT, kind TEXT NOT NULL, created REAL NOT NULL,
-    code TEXT, bytes_added INTEGER NOT NULL, seq INTEGER NOT NULL);
+    code TEXT, bytes_added INTEGER NOT NULL, seq INTEGER NOT NULL,
+    changes TEXT, state_depth INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS commits_by_notebook ON commits(notebook_id, seq);
 CREATE TABLE IF NOT EXISTS refs (
     notebook_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, target TEXT NOT NULL,
@@ -145,22 +151,82 @@ class VariableVersion:
 
 
 @dataclass
+class Changes:
+    """What a commit's state changed against its parent's: the names it created and changed
+    (-> their version ids now) and the names it deleted."""
+
+    created: dict[str, int]
+    changed: dict[str, int]
+    deleted: list[str]
+
+    def to_json(self) -> str:
+        return json.dumps({"created": dict(sorted(self.created.items())), "changed": dict(sorted(self.changed.items())), "deleted": sorted(self.deleted)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Changes:
+        data = json.loads(text)
+        return cls({k: int(v) for k, v in data["created"].items()}, {k: int(v) for k, v in data["changed"].items()}, list(data["deleted"]))
+
+    def apply(self, state: dict[str, int]) -> None:
+        """Turn the parent's ``state`` into this commit's, in place."""
+        state.update(self.created)
+        state.update(self.changed)
+        for n in self.deleted:
+            state.pop(n, None)
+
+
+def state_changes(before: dict[str, int], after: dict[str, int]) -> Changes:
+    """How ``after`` differs from ``before``."""
+    created = {n: v for n, v in after.items() if n not in before}
+    changed = {n: v for n, v in after.items() if n in before and before[n] != v}
+    return Changes(created, changed, [n for n in before if n not in after])
+
+
+def encode_state(state: dict[str, int], parent_state: dict[str, int] | None, parent_depth: int) -> tuple[str, str, int]:
+    """The ``state``, ``changes`` and ``state_depth`` columns of a commit whose whole state is
+    ``state``, made on a parent with ``parent_state`` (None: no parent) at ``parent_depth``."""
+    changes = state_changes(parent_state or {}, state)
+    depth = 0 if parent_state is None or parent_depth + 1 >= STATE_EVERY else parent_depth + 1
+    full = json.dumps(dict(sorted(state.items()))) if depth == 0 else ""
+    return full, changes.to_json(), depth
+
+
+@dataclass(eq=False)
 class Commit:
     id: str
     notebook_id: str
     parent: str | None
     cell_run_id: int | None
-    state: dict[str, int]
     message: str | None
     kind: str
     created: float
     code: str | None  # hash of the blob holding the notebook's cells, when the notebook is known
     bytes_added: int
     seq: int
+    _changes: Changes | None = field(default=None, repr=False)  # None: a store of format 3 or older
+    _state: dict[str, int] | None = field(default=None, repr=False)
+    _store: Store | None = field(default=None, repr=False)
 
     @property
     def short(self) -> str:
         return self.id[:8]
+
+    @property
+    def state(self) -> dict[str, int]:
+        """Every user name of the commit's namespace -> its version id (read when first asked
+        for; shared with the store's cache, so not to be changed)."""
+        if self._state is None:
+            assert self._store is not None
+            self._state = self._store.state_of(self.id)
+        return self._state
+
+    @property
+    def changes(self) -> Changes:
+        """What this commit changed against its parent."""
+        if self._changes is None:
+            assert self._store is not None
+            self._changes = state_changes(self._store.state_of(self.parent) if self.parent else {}, self.state)
+        return self._changes
 
 
 @dataclass
@@ -258,6 +324,7 @@ class Store:
             self.db.close()
             raise
         self._packed_index = True
+        self._columns(delta_states=True)
         self._generation = self._read_generation()
         self._lock_fd: int | None = None
         self.blobs = BlobFiles(self.root, lookup=self._lookup, fsync=os.environ.get("NBSTATE_FSYNC", "1") != "0", moved=self._blobs_moved)
@@ -288,12 +355,28 @@ class Store:
         """Bring a store of an older format up to this one, in the open transaction. Version 1
         to 2: the blob index gains where each blob lies in a pack; version 1's loose files stay
         where they are (their rows have no pack) and are read as before. Version 2 to 3: blobs
-        may be patches (codec ``patch``); nothing stored changes."""
+        may be patches (codec ``patch``); nothing stored changes. Version 3 to 4: commits gain
+        ``changes`` (filled in here for every commit) and ``state_depth`` (0: the old commits
+        keep their whole states)."""
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(blobs)")}
         if "pack" not in columns:
             self.db.execute("ALTER TABLE blobs ADD COLUMN pack TEXT")
         if "pack_offset" not in columns:
             self.db.execute("ALTER TABLE blobs ADD COLUMN pack_offset INTEGER")
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(commits)")}
+        if "changes" not in columns:
+            self.db.execute("ALTER TABLE commits ADD COLUMN changes TEXT")
+        if "state_depth" not in columns:
+            self.db.execute("ALTER TABLE commits ADD COLUMN state_depth INTEGER NOT NULL DEFAULT 0")
+        states: dict[str, dict[str, int]] = {}
+        rows = self.db.execute("SELECT id, parent, state FROM commits WHERE changes IS NULL ORDER BY seq").fetchall()
+        for cid, parent, text in rows:
+            state = states[cid] = _parse_state(text)
+            if parent is not None and parent not in states:
+                row = self.db.execute("SELECT state FROM commits WHERE id=?", (parent,)).fetchone()
+                states[parent] = _parse_state(row[0]) if row else {}
+            changes = state_changes(states[parent] if parent is not None else {}, state)
+            self.db.execute("UPDATE commits SET changes=? WHERE id=?", (changes.to_json(), cid))
         self.db.execute("UPDATE meta SET value=? WHERE key='format_version'", (str(FORMAT_VERSION),))
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('upgraded_from', ?)", (str(version),))
 
@@ -309,6 +392,7 @@ class Store:
             self.db.execute("PRAGMA trusted_schema=OFF")  # a database from elsewhere runs no SQL functions of its own
             row = self.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
             columns = {r[1] for r in self.db.execute("PRAGMA table_info(blobs)")}
+            commit_columns = {r[1] for r in self.db.execute("PRAGMA table_info(commits)")}
         except sqlite3.Error as exc:
             if getattr(self, "db", None) is not None:
                 self.db.close()
@@ -323,10 +407,27 @@ class Store:
                 f"{FORMAT_VERSION}: upgrade nbstate (pip install -U nbstate)"
             )
         self._packed_index = "pack" in columns  # a store of version 1 has loose files only
+        self._columns(delta_states="state_depth" in commit_columns)  # before version 4: whole states only
         self._generation = None
         self._lock_fd = None
         self.blobs = BlobFiles(self.root, create=False, lookup=self._lookup)
         self._throughput = 200e6
+
+    def _columns(self, delta_states: bool) -> None:
+        """The commit columns this store's database has, and the cache of commits' states."""
+        extra = "changes, state_depth" if delta_states else "NULL, 0"
+        self._commit_cols = f"{_COMMIT_COLUMNS}, {extra}"
+        self._commit_cols_c = ", ".join(f"c.{c.strip()}" for c in _COMMIT_COLUMNS.split(",")) + (", c.changes, c.state_depth" if delta_states else ", NULL, 0")
+        self._state_sql = (
+            """WITH RECURSIVE chain(id, parent, depth, state, changes) AS (
+                   SELECT id, parent, state_depth, state, changes FROM commits WHERE id = ?
+                   UNION ALL
+                   SELECT c.id, c.parent, c.state_depth, c.state, c.changes FROM commits c JOIN chain ON c.id = chain.parent
+                   WHERE chain.depth > 0)
+               SELECT id, depth, state, changes FROM chain"""
+            if delta_states else "SELECT id, 0, state, NULL FROM commits WHERE id = ?"
+        )
+        self._states: dict[str, tuple[dict[str, int], int]] = {}  # commit id -> (state, depth), newest last
 
     def _lookup(self, hashes: Sequence[str]) -> dict[str, Location]:
         """The index rows of ``hashes``, as locations (a row without a pack is a loose file)."""
@@ -372,6 +473,7 @@ class Store:
         try:
             if self._blobs_moved():
                 self.blobs.forget()
+                self._states.clear()  # gc may have re-encoded commits' states
             yield
         finally:
             if fcntl is not None:
@@ -454,14 +556,14 @@ class Store:
         return dict(rows.fetchall())
 
     def commit(self, commit_id: str) -> Commit:
-        row = self.db.execute(f"SELECT {_COMMIT_COLUMNS} FROM commits WHERE id=?", (commit_id,)).fetchone()
+        row = self.db.execute(f"SELECT {self._commit_cols} FROM commits WHERE id=?", (commit_id,)).fetchone()
         if row is None:
             raise StoreError(f"no commit {commit_id!r} in {self.root}; `%nbstate log` lists the commits")
-        return _commit_from_row(row)
+        return self._commit_from_row(row)
 
     def commits(self, notebook_id: str | None = None, limit: int | None = None) -> list[Commit]:
         """Commits newest first (all notebooks when ``notebook_id`` is None)."""
-        sql = f"SELECT {_COMMIT_COLUMNS} FROM commits"
+        sql = f"SELECT {self._commit_cols} FROM commits"
         args: list[Any] = []
         if notebook_id is not None:
             sql += " WHERE notebook_id=?"
@@ -470,7 +572,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [_commit_from_row(r) for r in self.db.execute(sql, args)]
+        return [self._commit_from_row(r) for r in self.db.execute(sql, args)]
 
     def commit_ids_with_prefix(self, prefix: str, notebook_id: str | None = None) -> list[str]:
         sql, args = "SELECT id FROM commits WHERE id >= ? AND id < ?", [prefix, prefix + "\uffff"]
@@ -489,13 +591,13 @@ class Store:
                    UNION ALL
                    SELECT c.parent, chain.depth + 1 FROM commits c JOIN chain ON c.id = chain.id
                    WHERE c.parent IS NOT NULL AND chain.depth + 1 < ?)
-               SELECT {_COMMIT_COLUMNS_C} FROM chain JOIN commits c ON c.id = chain.id ORDER BY chain.depth""",
+               SELECT {self._commit_cols_c} FROM chain JOIN commits c ON c.id = chain.id ORDER BY chain.depth""",
             (commit_id, limit if limit is not None else 1 << 62),
         )
-        return [_commit_from_row(r) for r in rows]
+        return [self._commit_from_row(r) for r in rows]
 
     def commits_by_id(self, ids: Sequence[str]) -> dict[str, Commit]:
-        return {row[0]: _commit_from_row(row) for row in self._rows_by_id(_COMMIT_COLUMNS, "commits", ids)}
+        return {row[0]: self._commit_from_row(row) for row in self._rows_by_id(self._commit_cols, "commits", ids)}
 
     def cell_runs(self, ids: Sequence[int]) -> dict[int, CellRun]:
         return {row[0]: _cell_run_from_row(row) for row in self._rows_by_id(_CELL_RUN_COLUMNS, "cell_runs", ids)}
@@ -572,16 +674,81 @@ class Store:
                 branch = self._branch_for_detached(db, pending.notebook_id, parent)
                 db.execute("UPDATE heads SET branch=?, commit_id=NULL WHERE notebook_id=?", (branch, pending.notebook_id))
             seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM commits").fetchone()[0]
-            commit_id = _commit_id(pending.notebook_id, parent, seq, now)
-            bytes_added = sum(b.stored_size for b in pending.blobs)
-            state_json = json.dumps(dict(sorted(state.items())))
-            db.execute(
-                f"INSERT INTO commits ({_COMMIT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (commit_id, pending.notebook_id, parent, run_id, state_json, pending.message, pending.kind, now, pending.code_blob, bytes_added, seq),
+            commit = Commit(
+                _commit_id(pending.notebook_id, parent, seq, now), pending.notebook_id, parent, run_id, pending.message,
+                pending.kind, now, pending.code_blob, sum(b.stored_size for b in pending.blobs), seq,
             )
-            self._advance(db, pending.notebook_id, branch, commit_id)
+            self.insert_commit(db, commit, state)
+            self._advance(db, pending.notebook_id, branch, commit.id)
         self.blobs.committed(pending.blobs)
-        return self.commit(commit_id)
+        return commit
+
+    def insert_commit(self, db: sqlite3.Connection, commit: Commit, state: dict[str, int]) -> None:
+        """Write the row of ``commit`` (in the open transaction ``db``), whose whole state is
+        ``state``: only what changed against its parent, or all of it every STATE_EVERY commits."""
+        if commit.parent is None:
+            parent_state, parent_depth = None, 0
+        else:
+            parent_state, parent_depth = self._state_and_depth(commit.parent)
+        full, changes, depth = encode_state(state, parent_state, parent_depth)
+        db.execute(
+            f"INSERT INTO commits ({_COMMIT_COLUMNS}, changes, state_depth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (commit.id, commit.notebook_id, commit.parent, commit.cell_run_id, full, commit.message, commit.kind,
+             commit.created, commit.code, commit.bytes_added, commit.seq, changes, depth),
+        )
+        commit._state, commit._changes, commit._store = state, Changes.from_json(changes), self
+        self._remember(commit.id, state, depth)
+
+    def state_of(self, commit_id: str) -> dict[str, int]:
+        """The whole state of a commit (name -> version id): its nearest ancestor that holds one,
+        with the changes of the commits between applied. Cached; not to be changed."""
+        return self._state_and_depth(commit_id)[0]
+
+    def _state_and_depth(self, commit_id: str) -> tuple[dict[str, int], int]:
+        known = self._states.get(commit_id)
+        if known is not None:
+            return known
+        steps: list[str | None] = []
+        depth = None
+        base: dict[str, int] | str | None = None
+        for cid, row_depth, text, changes in self.db.execute(self._state_sql, (commit_id,)):
+            if depth is None:
+                depth = row_depth
+            hit = self._states.get(cid)
+            if hit is not None:
+                base = hit[0]
+                break
+            if row_depth == 0:
+                base = text
+                break
+            steps.append(changes)
+        if depth is None:
+            raise StoreError(f"no commit {commit_id!r} in {self.root}; `%nbstate log` lists the commits")
+        if base is None:
+            raise StoreError(
+                f"the state of commit {commit_id[:12]} cannot be read: an ancestor it is recorded against is missing "
+                f"from {self.root}. `nbstate fsck --store {self.root}` lists what is damaged."
+            )
+        try:
+            state = _parse_state(base) if isinstance(base, str) else dict(base)
+            for changes in reversed(steps):
+                Changes.from_json(changes).apply(state)  # type: ignore[arg-type]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise StoreError(
+                f"the state of commit {commit_id[:12]} cannot be read: a commit it is recorded against holds damaged changes "
+                f"({exc}). `nbstate fsck --store {self.root}` lists what is damaged."
+            ) from None
+        self._remember(commit_id, state, depth)
+        return state, depth
+
+    def _remember(self, commit_id: str, state: dict[str, int], depth: int) -> None:
+        self._states[commit_id] = (state, depth)
+        while len(self._states) > 32:
+            del self._states[next(iter(self._states))]
+
+    def _commit_from_row(self, row: tuple) -> Commit:
+        changes = Changes.from_json(row[11]) if row[11] else None
+        return Commit(row[0], row[1], row[2], row[3], row[5], row[6], row[7], row[8], row[9], row[10], changes, None, self)
 
     def _head_in(self, db: sqlite3.Connection, notebook_id: str) -> tuple[str | None, str | None]:
         row = db.execute("SELECT branch, commit_id FROM heads WHERE notebook_id=?", (notebook_id,)).fetchone()
@@ -656,10 +823,10 @@ class Store:
             db.execute("UPDATE heads SET branch=? WHERE notebook_id=? AND branch=?", (new, notebook_id, old))
 
     def commit_of_run(self, cell_run_id: int) -> Commit:
-        row = self.db.execute(f"SELECT {_COMMIT_COLUMNS} FROM commits WHERE cell_run_id=?", (cell_run_id,)).fetchone()
+        row = self.db.execute(f"SELECT {self._commit_cols} FROM commits WHERE cell_run_id=?", (cell_run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no commit records cell run {cell_run_id}")
-        return _commit_from_row(row)
+        return self._commit_from_row(row)
 
     def read_throughput(self) -> float:
         """Bytes per second this store's blobs are read and verified at: measured once on a
@@ -693,7 +860,6 @@ class Store:
 
 
 _COMMIT_COLUMNS = "id, notebook_id, parent, cell_run_id, state, message, kind, created, code, bytes_added, seq"
-_COMMIT_COLUMNS_C = ", ".join(f"c.{c.strip()}" for c in _COMMIT_COLUMNS.split(","))
 _CELL_RUN_COLUMNS = "id, session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined"
 
 
@@ -719,11 +885,8 @@ def _uri_path(path: Path) -> str:
     return quote(str(path.resolve()))
 
 
-def _commit_from_row(row: tuple) -> Commit:
-    return Commit(
-        row[0], row[1], row[2], row[3], {k: int(v) for k, v in json.loads(row[4]).items()},
-        row[5], row[6], row[7], row[8], row[9], row[10],
-    )
+def _parse_state(text: str) -> dict[str, int]:
+    return {k: int(v) for k, v in json.loads(text).items()}
 
 
 def _commit_id(notebook_id: str, parent: str | None, seq: int, now: float) -> str:

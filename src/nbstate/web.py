@@ -77,8 +77,7 @@ def show(session: porcelain.Session, ref: str) -> dict[str, Any]:
     store = session.store
     c = store.commit(session.resolve(ref))
     run = store.cell_run(c.cell_run_id) if c.cell_run_id is not None else None
-    parent_state = store.commit(c.parent).state if c.parent else {}
-    created, changed, deleted = porcelain.state_changes(parent_state, c.state)
+    created, changed, deleted = porcelain.changed_names(c)
     versions = store.versions(sorted(set(c.state.values())))
     variables = []
     for name, vid in sorted(c.state.items()):

@@ -1,0 +1,165 @@
+"""Commit states stored as changes against the parent's, with the whole state every STATE_EVERY
+commits: every commit's state reads back as it was recorded (from a store opened afresh), the log
+shows what each commit changed, gc re-encodes what it keeps, fsck names a state that cannot be
+rebuilt, and stores of format 3 (whole states only) are read and upgraded."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_storage import Session
+
+from nbstate import maintenance, porcelain
+from nbstate.store import FORMAT_VERSION, STATE_EVERY, Store, StoreError
+
+NBSTATE = Path(sys.executable).parent / "nbstate"
+CELLS = 2 * STATE_EVERY + 20
+
+
+def _history(root: Path, cells: int = CELLS):
+    """A session of ``cells`` cells that create, change and delete names; returns the session,
+    its commits and, for each commit, the namespace (name -> value) and the names it changed."""
+    s = Session(root)
+    commits, namespaces, changes = [], [], []
+    for i in range(cells):
+        before = dict(s.ns)
+        if i % 7 == 3 and f"v{i - 3}" in s.ns:
+            del s.ns[f"v{i - 3}"]
+            commit, _ = s.cell(touched={f"v{i - 3}"})
+        elif i % 3 == 0:
+            commit, _ = s.cell(**{f"v{i}": [i] * (i % 5)})
+        else:
+            commit, _ = s.cell(counter=i)
+        commits.append(commit)
+        namespaces.append(dict(s.ns))
+        created = sorted(n for n in s.ns if n not in before)
+        changed = sorted(n for n in s.ns if n in before and before[n] != s.ns[n])
+        changes.append((created, changed, sorted(n for n in before if n not in s.ns)))
+    return s, commits, namespaces, changes
+
+
+def _value(store: Store, commit_id: str, name: str):
+    from nbstate.state import load_version
+
+    vid = store.commit(commit_id).state[name]
+    return load_version(store, store.versions([vid])[vid], {})[name]
+
+
+def test_every_state_reads_back_and_only_every_64th_row_holds_a_whole_one(tmp_path):
+    s, commits, namespaces, changes = _history(tmp_path / "st")
+    s.store.close()
+    store = Store(tmp_path / "st", read_only=True)  # nothing cached: every state rebuilt from rows
+    for commit, ns in zip(commits, namespaces, strict=True):
+        fresh = store.commit(commit.id)
+        assert set(fresh.state) == set(ns), commit.seq
+        assert fresh.state == commit.state
+    for k in (0, STATE_EVERY - 1, STATE_EVERY, CELLS - 1):
+        for name, value in namespaces[k].items():
+            assert _value(store, commits[k].id, name) == value
+    whole = [r[0] for r in store.db.execute("SELECT state_depth FROM commits WHERE state != '' ORDER BY seq")]
+    depths = [r[0] for r in store.db.execute("SELECT state_depth FROM commits ORDER BY seq")]
+    assert whole == [0] * len(whole) and len(whole) == -(-CELLS // STATE_EVERY)
+    assert max(depths) == STATE_EVERY - 1 and depths[:3] == [0, 1, 2]
+
+
+def test_the_log_shows_what_each_commit_changed(tmp_path):
+    s, commits, _, changes = _history(tmp_path / "st")
+    entries = {e.commit: e for e in porcelain.log(Store(tmp_path / "st", read_only=True), "default")}
+    for commit, (created, changed, deleted) in zip(commits, changes, strict=True):
+        e = entries[commit.id]
+        assert (e.created, e.changed, e.deleted) == (created, changed, deleted), commit.seq
+
+
+def test_gc_reencodes_the_commits_it_keeps(tmp_path):
+    s, commits, namespaces, _ = _history(tmp_path / "st")
+    s.store.set_ref("default", "tag", "early", commits[5].id)
+    report = maintenance.gc(s.store, keep_last=30, keep_within=0)
+    assert report.commits_removed == CELLS - 31
+    assert maintenance.fsck(s.store).ok
+    s.store.close()
+    store = Store(tmp_path / "st", read_only=True)
+    kept = [5, *range(CELLS - 30, CELLS)]
+    for k in kept:
+        assert store.commit(commits[k].id).state == commits[k].state, k
+    assert store.commit(commits[CELLS - 30].id).parent == commits[5].id  # hangs from its nearest kept ancestor
+    for name, value in namespaces[CELLS - 30].items():
+        assert _value(store, commits[CELLS - 30].id, name) == value
+    # The kept commit after the gap holds its changes against the tagged commit, not against
+    # the parent it had before.
+    e = {e.commit: e for e in porcelain.log(store, "default")}[commits[CELLS - 30].id]
+    before, after = namespaces[5], namespaces[CELLS - 30]
+    assert e.created == sorted(n for n in after if n not in before)
+    assert e.deleted == sorted(n for n in before if n not in after)
+
+
+def test_fsck_names_a_state_that_cannot_be_rebuilt_and_reading_it_says_what_to_do(tmp_path):
+    s, commits, _, _ = _history(tmp_path / "st", cells=10)
+    s.store.close()
+    db = sqlite3.connect(tmp_path / "st" / "nbstate.sqlite")
+    db.execute("UPDATE commits SET changes='{\"created\": 3' WHERE id=?", (commits[4].id,))  # cut short
+    db.commit()
+    db.close()
+    store = Store(tmp_path / "st", read_only=True)
+    report = maintenance.fsck(store)
+    damaged = sorted(p.what for p in report.problems if p.kind == "damaged state")
+    assert damaged == sorted(f"commit {c.id[:12]}" for c in commits[4:]), report.problems
+    assert store.commit(commits[3].id).state == commits[3].state  # what lies before is unaffected
+    with pytest.raises(StoreError, match="nbstate fsck"):
+        _ = store.commit(commits[6].id).state
+    out = subprocess.run([str(NBSTATE), "fsck", "--store", str(tmp_path / "st")], capture_output=True, text=True)
+    assert out.returncode == 3 and "damaged state" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.skipif(sqlite3.sqlite_version_info < (3, 35), reason="making a format-3 store needs ALTER TABLE DROP COLUMN (SQLite 3.35)")
+def test_a_format_3_store_is_read_and_upgraded(tmp_path):
+    s, commits, _, changes = _history(tmp_path / "st", cells=STATE_EVERY + 10)
+    states = [dict(c.state) for c in commits]
+    s.store.close()
+    # Format 3: every row holds its whole state, and there are no changes or depths.
+    db = sqlite3.connect(tmp_path / "st" / "nbstate.sqlite")
+    import json
+
+    for c, state in zip(commits, states, strict=True):
+        db.execute("UPDATE commits SET state=? WHERE id=?", (json.dumps(dict(sorted(state.items()))), c.id))
+    db.execute("ALTER TABLE commits DROP COLUMN changes")
+    db.execute("ALTER TABLE commits DROP COLUMN state_depth")
+    db.execute("UPDATE meta SET value='3' WHERE key='format_version'")
+    db.commit()
+    db.close()
+    for store in (Store(tmp_path / "st", read_only=True), Store(tmp_path / "st")):  # read as it is, then upgraded
+        entries = {e.commit: e for e in porcelain.log(store, "default")}
+        for c, state, (created, changed, deleted) in zip(commits, states, changes, strict=True):
+            assert store.commit(c.id).state == state
+            assert (entries[c.id].created, entries[c.id].changed, entries[c.id].deleted) == (created, changed, deleted)
+        assert maintenance.fsck(store).ok
+        store.close()
+    again = Store(tmp_path / "st")
+    assert again.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()[0] == str(FORMAT_VERSION)
+    assert again.db.execute("SELECT count(*) FROM commits WHERE changes IS NULL").fetchone()[0] == 0
+    again.close()
+    # Recording goes on from the upgraded history: the next commit holds only its changes.
+    s = Session(tmp_path / "st", session_id="after")
+    commit, _ = s.cell(kind="manual", message="after the upgrade", v3=[3, 3, 3])
+    s.store.close()
+    store = Store(tmp_path / "st", read_only=True)
+    assert store.db.execute("SELECT state_depth, state FROM commits WHERE id=?", (commit.id,)).fetchone() == (1, "")
+    assert store.commit(commit.id).state == {"v3": commit.state["v3"]}
+    assert sorted(store.commit(commit.id).changes.deleted) == sorted(set(states[-1]) - {"v3"})
+
+
+def test_a_history_copied_into_another_store_keeps_every_state(tmp_path):
+    from nbstate.bundle import copy_history
+
+    s, commits, _, _ = _history(tmp_path / "st")
+    dst = Store(tmp_path / "dst")
+    ordered = sorted((s.store.commit(c.id) for c in commits), key=lambda c: c.seq)
+    ids = copy_history(s.store, dst, ordered, "default", None)
+    dst.close()
+    fresh = Store(tmp_path / "dst", read_only=True)
+    for c in commits:
+        assert {n: ids[v] for n, v in c.state.items()} == fresh.commit(c.id).state
+    assert maintenance.fsck(fresh).ok

@@ -211,6 +211,104 @@ def test_fsck_finds_a_patch_whose_base_is_gone_and_a_load_names_it(tmp_path):
         s.load(commits[0], "a")
 
 
+# --- deltas of stream chunks ------------------------------------------------------------------
+
+
+def _record(i: int, v: int) -> dict:
+    return {"id": i, "name": f"user{i:05d}", "score": v * 1.5, "tags": ["a", "b", str(v % 7)], "active": v % 2 == 0}
+
+
+def _records_session(root: Path, steps: int):
+    """A dict of 10,000 small records, 1% of them replaced ``steps`` times: (session, commits,
+    copies, bytes added per step, bytes of the records changed per step)."""
+    import pickle
+
+    s = Session(root)
+    records = {f"k{i:05d}": _record(i, 0) for i in range(10_000)}
+    commits, copies, added, changed = [s.cell(records=records)[0]], [pickle.loads(pickle.dumps(records))], [], []
+    for step in range(steps):
+        keys = range(step, 10_000, 100)
+        for i in keys:
+            records[f"k{i:05d}"] = _record(i, step + 1)
+        c, n = s.cell(touched={"records"})
+        commits.append(c)
+        copies.append(pickle.loads(pickle.dumps(records)))
+        added.append(n)
+        changed.append(sum(len(pickle.dumps(_record(i, step + 1), protocol=5)) for i in keys))
+    return s, commits, copies, added, changed
+
+
+def test_changed_chunks_of_a_pickle_stream_are_stored_as_deltas_and_read_back(tmp_path):
+    s, commits, copies, added, changed = _records_session(tmp_path / "st", 6)
+    # Every 16 KiB chunk of the stream holds a changed record; whole, they would take the
+    # stream's compressed size (about 40 KB) each step.
+    assert all(n <= 2 * c for n, c in zip(added, changed, strict=True)), (added, changed)
+    codecs = dict(s.store.db.execute("SELECT codec, count(*) FROM blobs GROUP BY codec").fetchall())
+    assert codecs.get("delta", 0) > 6 * 10, codecs
+    s.store.close()
+    fresh = Store(tmp_path / "st", read_only=True)  # nothing cached
+    for c, want in zip(commits, copies, strict=True):
+        vid = fresh.commit(c.id).state["records"]
+        assert load_version(fresh, fresh.versions([vid])[vid], {})["records"] == want
+    assert maintenance.fsck(fresh).ok
+    # A delta is made against a full chunk, never against another delta.
+    for (h,) in fresh.db.execute("SELECT hash FROM blobs WHERE codec='delta'"):
+        base = fresh.blobs.bases_of([h])[h]
+        assert fresh.blobs.locate([base])[base].codec in ("raw", "zstd")
+
+
+def test_an_insertion_at_the_front_of_a_stream_costs_about_what_was_inserted(tmp_path):
+    rng = np.random.default_rng(4)
+    words = [rng.bytes(int(rng.integers(20, 200))).hex() for _ in range(20_000)]  # a 4 MB stream
+    s = Session(tmp_path / "st")
+    s.cell(words=words)
+    words[100:100] = ["inserted"] * 10
+    words[5000] = "changed"
+    c, n = s.cell(touched={"words"})
+    assert n < 8 * 1024, n
+    assert s.load(c, "words") == words
+
+
+def test_a_stream_made_anew_tries_only_a_few_deltas(tmp_path, monkeypatch):
+    import nbstate.blobs as blobs_module
+
+    made = []
+    real = blobs_module.make_delta
+    monkeypatch.setattr(blobs_module, "make_delta", lambda *a: made.append(1) or real(*a))
+    rng = np.random.default_rng(5)
+    s = Session(tmp_path / "st")
+    s.cell(items=[rng.bytes(1000) for _ in range(4000)])  # 4 MB: some 250 chunks
+    c, _ = s.cell(items=[rng.bytes(1000) for _ in range(4000)])
+    assert 0 < len(made) <= 8, len(made)
+    assert s.store.db.execute("SELECT count(*) FROM blobs WHERE codec='delta'").fetchone()[0] == 0
+    assert len(s.load(c, "items")) == 4000
+
+
+def test_gc_and_export_keep_what_a_kept_delta_is_made_from_and_fsck_names_a_lost_one(tmp_path):
+    from nbstate import bundle
+
+    s, commits, copies, _, _ = _records_session(tmp_path / "st", 2)
+    s.cell(other=1)
+    s.cell(other=2)
+    maintenance.gc(s.store, keep_last=2, keep_within=0)  # the first version of `records` goes
+    assert s.store.db.execute("SELECT count(*) FROM blobs WHERE codec='delta'").fetchone()[0] > 0
+    assert maintenance.fsck(s.store).ok
+    head = s.store.commit(s.store.head("default")[1])
+    assert s.load(head, "records") == copies[-1]
+    bundle.export(s.store, "default", head.id, str(tmp_path / "out"))
+    shipped = Store(tmp_path / "out", read_only=True)
+    vid = shipped.commit(head.id).state["records"]
+    assert load_version(shipped, shipped.versions([vid])[vid], {})["records"] == copies[-1]
+    delta = s.store.db.execute("SELECT hash FROM blobs WHERE codec='delta' LIMIT 1").fetchone()[0]
+    base = s.store.blobs.bases_of([delta])[delta]
+    s.store.db.execute("DELETE FROM blobs WHERE hash=?", (base,))
+    s.store.blobs.forget()
+    report = maintenance.fsck(s.store)
+    assert any(p.what == delta and base in p.detail for p in report.problems), report.problems
+    with pytest.raises(BlobError, match=base):
+        s.load(head, "records")
+
+
 # --- packs ---------------------------------------------------------------------------------------
 
 

@@ -54,6 +54,14 @@ PATCH_WORTH = 0.5
 PATCH_DEPTH = 16
 _PATCH_GRAIN = 64  # bytes compared as one unit
 _PATCH_HEAD = len(PATCH_MAGIC) + 2 + 32  # magic, depth, flags, the base's hash (hex)
+# Deltas: a changed chunk of a pickle stream (content-defined, so its length changes with its
+# content) is stored as one zstd frame compressed with the chunk it replaced as a dictionary,
+# when that takes at most PATCH_WORTH of what the chunk would take alone. The base is always a
+# full chunk (a delta of a delta is made against that delta's base), so a delta is read from
+# two chunks. Same header as a patch.
+DELTA_MAGIC = b"NBd1"
+DELTA_MIN = 1 << 10
+_DELTA_LEVEL = 3
 
 try:  # FastCDC in C (Cython); without it, streams are cut like buffers (fixed size)
     from pyfastcdc.cy import FastCDC as _FastCDC
@@ -352,6 +360,31 @@ def read_patch(payload: bytes | memoryview, name: str = "?") -> Patch:
     return Patch(base, depth, starts, lengths, data)
 
 
+def make_delta(old: bytes | memoryview, new: bytes | memoryview, base: str) -> bytes:
+    """``new`` as a delta against ``old``, the content of the full chunk ``base``."""
+    dictionary = zstandard.ZstdCompressionDict(bytes(old), dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    body = zstandard.ZstdCompressor(level=_DELTA_LEVEL, dict_data=dictionary).compress(new)
+    return DELTA_MAGIC + bytes((1, 1)) + base.encode() + body
+
+
+def apply_delta(payload: bytes | memoryview, old: bytes | memoryview, size: int, name: str = "?") -> bytes:
+    """The content a delta and its base's content ``old`` make (``size`` bytes)."""
+    payload = memoryview(payload)
+    if len(payload) < _PATCH_HEAD or bytes(payload[:4]) != DELTA_MAGIC:
+        raise BlobError(f"blob {name} is damaged: not a delta")
+    try:
+        dictionary = zstandard.ZstdCompressionDict(bytes(old), dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        out = zstandard.ZstdDecompressor(dict_data=dictionary).decompress(payload[_PATCH_HEAD:], max_output_size=max(size, 1))
+    except zstandard.ZstdError as exc:
+        raise BlobError(f"blob {name} is damaged: {exc}") from None
+    if size >= 0 and len(out) != size:
+        raise BlobError(f"blob {name} is damaged: it does not decompress to {size} bytes")
+    return out
+
+
+_BASED = ("patch", "delta")  # codecs whose content is made from another blob's
+
+
 def mapping_enabled() -> bool:
     """Whether large buffers may be restored as mappings (``NBSTATE_MMAP=0`` turns it off)."""
     return os.environ.get("NBSTATE_MMAP", "1") != "0"
@@ -507,7 +540,7 @@ class BlobFiles:
             self._ensure_pack()
             datas = list(fresh.values())
             jobs, chains = self._patch_jobs(fresh, bases) if bases else ({}, {})
-            calls = [(d, *jobs.get(h, (None, 0)), chains) for h, d in fresh.items()]
+            calls = [(d, *jobs.get(h, (None, 0)), chains) for h, d in fresh.items()]  # depth 0: a delta
             if _threads_pay(sum(len(d) for d in datas), len(datas)):  # zstd lets go of the GIL
                 encoded = self._side_by_side(self._encode_or_patch, calls, [loc for loc, _ in jobs.values()] + list(chains.values()))
             else:
@@ -517,9 +550,10 @@ class BlobFiles:
         return [None if c.hash in self._seen else self._uncommitted[c.hash] for c in chunks]
 
     def _patch_jobs(self, fresh: dict[str, memoryview], bases: dict[str, str]) -> tuple[dict[str, tuple[Location, int]], dict[str, Location]]:
-        """For each fresh chunk that may be stored as a patch: the location of the chunk to
-        patch and the new patch's depth; and the chains of patches those locations need."""
-        wanted = {h: bases[h] for h, d in fresh.items() if h in bases and bases[h] != h and len(d) >= PATCH_MIN}
+        """For each fresh chunk that may be stored as a patch or a delta: the location of the
+        chunk it is made against and the new patch's depth (0 for a delta); and the chains of
+        patches those locations need."""
+        wanted = {h: bases[h] for h, d in fresh.items() if h in bases and bases[h] != h and len(d) >= DELTA_MIN}
         if not wanted:
             return {}, {}
         where = self.locate(list(set(wanted.values())))
@@ -527,37 +561,49 @@ class BlobFiles:
         jobs: dict[str, tuple[Location, int]] = {}
         for h, b in wanted.items():
             loc = where.get(b)
-            if loc is None or loc.size != len(fresh[h]) or loc.pack is None:
+            if loc is None or loc.pack is None:
                 continue
-            try:
-                root, patches = self._chain_of(loc, chains)
-            except BlobError:
-                continue  # a broken chain: the chunk is stored whole
-            if len(patches) >= PATCH_DEPTH:  # long enough: patch the chain's full chunk instead
-                loc, patches = root, []
-            jobs[h] = (loc, len(patches) + 1)
+            if loc.size == len(fresh[h]) and len(fresh[h]) >= PATCH_MIN:  # an array's chunk changed in place
+                try:
+                    root, patches = self._chain_of(loc, chains)
+                except BlobError:
+                    continue  # a broken chain: the chunk is stored whole
+                if len(patches) >= PATCH_DEPTH:  # long enough: patch the chain's full chunk instead
+                    loc, patches = root, []
+                jobs[h] = (loc, len(patches) + 1)
+            elif loc.codec == "delta":  # against the full chunk that delta was made against
+                if chains.get(loc.hash) is not None and chains[loc.hash].codec in ("raw", "zstd"):
+                    jobs[h] = (chains[loc.hash], 0)
+            elif loc.codec in ("raw", "zstd"):
+                jobs[h] = (loc, 0)
         return jobs, chains
 
     def _encode_or_patch(self, data: memoryview, base: Location | None, depth: int, chains: dict[str, Location]) -> tuple[bytes | memoryview, str]:
-        if base is not None:
-            old = bytearray(base.size)
-            try:
-                self._fill_one(base, memoryview(old), chains)
-            except BlobError:
-                pass  # a damaged base: the chunk is stored whole
-            else:
-                patch = make_patch(old, data, base.hash, depth)
-                if patch is not None:
-                    return patch, "patch"
+        if base is None:
+            return _encode(data)
+        old = bytearray(base.size)
+        try:
+            self._fill_one(base, memoryview(old), chains)
+        except BlobError:
+            return _encode(data)  # a damaged base: the chunk is stored whole
+        if depth == 0:
+            delta = make_delta(old, data, base.hash)
+            whole = _encode(data)
+            if len(delta) <= PATCH_WORTH * len(whole[0]):
+                return delta, "delta"
+            return whole
+        patch = make_patch(old, data, base.hash, depth)
+        if patch is not None:
+            return patch, "patch"
         return _encode(data)
 
     def _chains(self, locations: Iterable[Location]) -> dict[str, Location]:
         """The base of every patch among ``locations``, of every patch among those, and so on:
         patch hash -> its base's location (absent when the base is missing)."""
         out: dict[str, Location] = {}
-        level = [loc for loc in locations if loc.codec == "patch"]
+        level = [loc for loc in locations if loc.codec in _BASED]
         seen = {loc.hash for loc in level}
-        for _ in range(PATCH_DEPTH + 1):
+        for _ in range(PATCH_DEPTH + 2):  # a chain of patches may end in a delta
             if not level:
                 break
             heads = {loc.hash: self._patch_base(loc) for loc in level}
@@ -567,7 +613,7 @@ class BlobFiles:
                 loc = found.get(b) if b is not None else None
                 if loc is not None:
                     out[h] = loc
-                    if loc.codec == "patch" and loc.hash not in seen:
+                    if loc.codec in _BASED and loc.hash not in seen:
                         seen.add(loc.hash)
                         nxt.append(loc)
             level = nxt
@@ -582,7 +628,7 @@ class BlobFiles:
             got = self._pread_into(self._fd(loc.pack), memoryview(head), loc.offset)
         except (OSError, BlobError):
             return None
-        if got != _PATCH_HEAD or bytes(head[:4]) != PATCH_MAGIC:
+        if got != _PATCH_HEAD or bytes(head[:4]) not in (PATCH_MAGIC, DELTA_MAGIC):
             return None
         try:
             return head[6:].decode("ascii")
@@ -794,6 +840,17 @@ class BlobFiles:
                 self._fill_one(base, memoryview(content), self._chains([base]))
             patch.apply(memoryview(content))
             return bytes(content)
+        if loc.codec == "delta":
+            try:
+                base_hash = bytes(memoryview(payload)[6:_PATCH_HEAD]).decode("ascii")
+            except UnicodeDecodeError:
+                base_hash = None
+            base = self.locate([base_hash]).get(base_hash) if base_hash else None
+            if base is None:
+                raise BlobError(f"blob {loc.hash} is damaged: the blob it is a delta of ({base_hash or 'unreadable'}) is missing")
+            content = bytearray(base.size)
+            self._fill_one(base, memoryview(content), self._chains([base]))
+            return apply_delta(payload, content, loc.size, loc.hash)
         if loc.codec == "zstd":
             try:
                 return _thread_decompressor().decompress(payload)
@@ -894,8 +951,8 @@ class BlobFiles:
             pos += size
         if pos != length:
             raise BlobError(f"chunks {hashes[:1]}... add up to {pos} bytes, expected {length}")
-        chains = self._chains(loc for loc, _ in tasks) if any(loc.codec == "patch" for loc, _ in tasks) else {}
-        work = sum(loc.size if loc.codec == "patch" else loc.stored for loc, _ in tasks if loc.codec != "raw")
+        chains = self._chains(loc for loc, _ in tasks) if any(loc.codec in _BASED for loc, _ in tasks) else {}
+        work = sum(loc.size if loc.codec in _BASED else loc.stored for loc, _ in tasks if loc.codec != "raw")
         if _threads_pay(work, len(tasks)):
             self._side_by_side(self._fill_one, [(loc, dest, chains) for loc, dest in tasks], [loc for loc, _ in tasks] + list(chains.values()))
         else:
@@ -912,6 +969,13 @@ class BlobFiles:
             else:
                 self._fill_one(root, dest, verify=False)
             self._apply_patches(patches, dest)
+        elif loc.codec == "delta":
+            base = (chains or {}).get(loc.hash)
+            if base is None:
+                raise BlobError(f"blob {loc.hash} is damaged: the blob it is a delta of ({self._patch_base(loc) or 'unreadable'}) is missing")
+            content = bytearray(base.size)
+            self._fill_one(base, memoryview(content), chains)
+            dest[:] = apply_delta(self.read_stored(loc), content, len(dest), loc.hash)
         elif loc.codec == "raw":
             got = self._pread_into(self._fd(loc.pack), dest, loc.offset)
             if got != len(dest):

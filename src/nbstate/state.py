@@ -41,6 +41,9 @@ class LiveCoVariable:
     # The stored version's buffers, (length, chunk hashes) each: a changed chunk of the next
     # version may be stored as a patch of the chunk at the same place.
     buffers: list[tuple[int, list[str]]] = field(default_factory=list)
+    # The stored version's stream chunks: a changed chunk of the next version's stream may be
+    # stored as a delta of the chunk it replaced.
+    stream: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,14 +80,21 @@ class _Stream:
     written: list[Written] = field(default_factory=list)  # those the store did not have yet
 
 
-def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None) -> tuple[codec.Serialized, _Stream]:
+def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None, before: list[str] | None = None) -> tuple[codec.Serialized, _Stream]:
     """Serialize ``values``, cutting the stream as it is made; with ``blobs``, each new chunk
-    is appended to the store at once, so a large stream never sits whole in memory."""
+    is appended to the store at once, so a large stream never sits whole in memory. ``before``:
+    the stream chunks of the stored version, which new chunks may be stored as deltas of."""
     stream = _Stream(stored=blobs is not None)
+    align = _Aligner(before or [], blobs)
 
     def store(chunks: list[Chunk]) -> None:
         assert blobs is not None
-        stream.written.extend(w for w in blobs.put_many(chunks) if w is not None)
+        while chunks:  # the first few alone, while it is not known whether deltas pay
+            n = align.TRIAL if align.paid == 0 and align.tried < align.TRIAL else len(chunks)
+            head, chunks = chunks[:n], chunks[n:]
+            written = blobs.put_many(head, align.bases(head))
+            align.learn(written)
+            stream.written.extend(w for w in written if w is not None)
 
     sink = StreamChunker(store if blobs is not None else None)
     ser = codec.serialize(values, ns, sink=sink)
@@ -92,6 +102,67 @@ def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None) -
         sink.close()
         stream.length, stream.hashes = sink.length, sink.hashes
     return ser, stream
+
+
+class _Aligner:
+    """Pairs each new chunk of a stream with the chunk of the previous version it most likely
+    replaced: the one that holds the new chunk's middle once positions are shifted as the last
+    chunk both streams share says (content-defined chunks realign after a change, so an edit
+    or an insertion replaces only the chunks around it).
+
+    A stream made anew (a list of new strings) has nothing to gain from deltas, and each try
+    costs reading the old chunk and a compression: a few chunks are tried first, and pairing
+    goes on only while at least one in four tries has paid."""
+
+    TRIAL = 8
+
+    def __init__(self, before: list[str], blobs: BlobFiles | None) -> None:
+        import bisect
+
+        self._bisect = bisect.bisect_right
+        where = blobs.locate(list(dict.fromkeys(before))) if before and blobs is not None else {}
+        self.before = before if before and all(h in where and where[h].size >= 0 for h in before) else []
+        self.starts: list[int] = []
+        self.at: dict[str, int] = {}
+        pos = 0
+        for i, h in enumerate(self.before):
+            self.starts.append(pos)
+            self.at.setdefault(h, i)
+            pos += where[h].size
+        self.pos = 0  # where the next new chunk starts
+        self.shift = 0  # old position - new position, as the last shared chunk says
+        self.tried = 0
+        self.paid = 0
+        self.proposed: set[str] = set()
+
+    def bases(self, chunks: list[Chunk]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for c in chunks:
+            n = len(c.data)
+            i = self.at.get(c.hash)
+            if i is not None:
+                self.shift = self.starts[i] - self.pos
+            elif self.before and self._worth_trying(len(out)):
+                j = self._bisect(self.starts, self.pos + self.shift + n // 2) - 1
+                if 0 <= j < len(self.before):
+                    out[c.hash] = self.before[j]
+            self.pos += n
+        self.proposed = set(out)
+        return out
+
+    def _worth_trying(self, pending: int) -> bool:
+        tried = self.tried + pending
+        if self.paid == 0:
+            return tried < self.TRIAL
+        return tried < 4 * self.TRIAL or 4 * self.paid >= self.tried
+
+    def learn(self, written: list[Written | None]) -> None:
+        """Count the proposed pairs the store made deltas of."""
+        for w in written:
+            if w is not None and w.hash in self.proposed:
+                self.tried += 1
+                self.paid += w.codec == "delta"
+        self.proposed = set()
 
 
 def _streamed_manifest(ser: codec.Serialized, stream: _Stream, names: list[str]) -> tuple[dict[str, Any], list[Chunk], str]:
@@ -195,7 +266,7 @@ class Tracker:
             # so its own stream is only hashed.
             covar = own = self.by_name.get(name)
             alone = covar is None or len(covar.names) == 1
-            ser, streams[name] = _pickle([ns[name]], ns, blobs if alone else None)
+            ser, streams[name] = _pickle([ns[name]], ns, blobs if alone else None, covar.stream if covar is not None else None)
             single[name] = ser
             # A notebook class stored as a reference to its name may have been changed through
             # this value (`a[0].attr = 1`, `type(p).attr = 1`): its own variable is examined too.
@@ -229,14 +300,15 @@ class Tracker:
         result = Checkpoint(kept={}, new=[], blobs=[], deleted=deleted, examined=sorted(single))
         for members in groups:
             names = sorted(members)
+            previous = self.by_name.get(names[0])
+            before = previous.stream if previous is not None else None
             if len(names) == 1:
                 ser, stream = single[names[0]], streams[names[0]]
             else:
-                ser, stream = _pickle([ns[n] for n in names], ns, blobs)
+                ser, stream = _pickle([ns[n] for n in names], ns, blobs, before)
             if not ser.ok:
                 ser.ids = set().union(*(single[n].ids for n in names))
             types = {n: describe(ns[n]) for n in names}
-            previous = self.by_name.get(names[0])
             if ser.ok:
                 manifest, chunks, fp = _streamed_manifest(ser, stream, names)
                 if previous is not None and previous.names == frozenset(names) and previous.fingerprint == fp and previous.version_id is not None:
@@ -247,7 +319,7 @@ class Tracker:
                     self.adopt(previous)
                     continue
                 if not stream.stored:  # only hashed: pickle it again, this time into the store
-                    ser, stream = _pickle([ns[n] for n in names], ns, blobs)
+                    ser, stream = _pickle([ns[n] for n in names], ns, blobs, before)
                     if ser.ok:
                         manifest, chunks, fp = _streamed_manifest(ser, stream, names)
             if ser.ok:
@@ -262,7 +334,10 @@ class Tracker:
                 for n in names:
                     self.unserializable[n] = ser.error or "not serializable"
                 version = NewVersion(names, None, None, 0, False, ser.error, types)
-            live = LiveCoVariable(frozenset(names), None, fp, ser.ids, {c: id(ns[c]) for c in ser.class_refs}, buffers_of(manifest) if ser.ok else [])
+            live = LiveCoVariable(
+                frozenset(names), None, fp, ser.ids, {c: id(ns[c]) for c in ser.class_refs},
+                buffers_of(manifest) if ser.ok else [], list(manifest["stream"]["chunks"]) if ser.ok else [],
+            )
             result.new.append((version, live))
         for covar in old_covars.values():
             self._forget(covar)

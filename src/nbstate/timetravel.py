@@ -189,7 +189,7 @@ class History:
         if loadable and (self.check_blobs or self.bandwidth) and v.manifest is not None:
             hashes = set(manifest_chunks(v.manifest))
             where = self.store.blobs.locate(list(hashes))
-            if any(loc.codec == "patch" for loc in where.values()):  # and what those patch
+            if any(loc.codec in ("patch", "delta") for loc in where.values()):  # and what those are made from
                 bases = set(self.store.blobs.bases_of(hashes).values()) - hashes
                 hashes |= bases
                 where.update(self.store.blobs.locate(list(bases)))
@@ -416,7 +416,7 @@ def _execute(
         if values is None:
             return False
         staged.update(values)
-        restored[v.id] = (values, LiveCoVariable(frozenset(v.names), v.id, v.fingerprint, ids, buffers=buffers_of(v.manifest)))
+        restored[v.id] = (values, LiveCoVariable(frozenset(v.names), v.id, v.fingerprint, ids, buffers=buffers_of(v.manifest), stream=list(v.manifest['stream']['chunks']) if v.manifest else []))
         (report.replayed if how == "replayed" else report.loaded).extend(v.names)
         if how != "replayed":
             report.loaded_versions.append(v.id)

@@ -284,6 +284,30 @@ def test_a_stream_made_anew_tries_only_a_few_deltas(tmp_path, monkeypatch):
     assert len(s.load(c, "items")) == 4000
 
 
+def test_a_frame_that_gains_rows_stores_about_the_rows(tmp_path, monkeypatch):
+    import nbstate.blobs as blobs_module
+
+    rng = np.random.default_rng(6)
+    n = 400_000  # columns of 3.2 MB: 4 chunks each, the last one grows
+    s = Session(tmp_path / "st")
+    df = pd.DataFrame({"id": np.arange(n), "x": rng.random(n), "y": rng.random(n)})
+    s.cell(df=df)
+    df = pd.concat([df, df.sample(1000, random_state=1)], ignore_index=True)
+    c, added = s.cell(df=df)
+    assert added < 2 * 1000 * 3 * 8 + 4096, added  # whole last chunks would be 3 x 0.2-1 MiB
+    assert s.load(c, "df").equals(df)
+    # A buffer whose bytes all moved (an array that gained an element at the front) tries
+    # only a few deltas, each of which costs two compressions of a 1 MiB chunk.
+    made = []
+    real = blobs_module.make_delta
+    monkeypatch.setattr(blobs_module, "make_delta", lambda *a: made.append(1) or real(*a))
+    a = rng.random(2_000_000)
+    s.cell(a=a)
+    c, _ = s.cell(a=np.concatenate([[0.5], a]))
+    assert 0 < len(made) <= 8, len(made)
+    assert np.array_equal(s.load(c, "a"), np.concatenate([[0.5], a]))
+
+
 def test_gc_and_export_keep_what_a_kept_delta_is_made_from_and_fsck_names_a_lost_one(tmp_path):
     from nbstate import bundle
 

@@ -526,11 +526,13 @@ class BlobFiles:
         None when the index has it already."""
         return self.put_many([chunk])[0]
 
-    def put_many(self, chunks: Sequence[Chunk], bases: dict[str, str] | None = None) -> list[Written | None]:
+    def put_many(self, chunks: Sequence[Chunk], bases: dict[str, str] | None = None, similar: dict[str, str] | None = None) -> list[Written | None]:
         """``put`` for several chunks (one index query for all); appended in order, so the
         chunks of one buffer lie side by side in one pack. ``bases`` maps a chunk's hash to the
         hash of its previous version (the chunk at the same place of the same buffer): such a
-        chunk is stored as a patch of it when few of its bytes changed."""
+        chunk is stored as a patch of it when few of its bytes changed. ``similar`` maps a
+        chunk's hash to a chunk that held much the same bytes, maybe moved (the chunk of a
+        stream it replaced): it is stored as a delta of it when that pays."""
         unknown = [c.hash for c in chunks if c.hash not in self._seen and c.hash not in self._uncommitted]
         if unknown:
             known = self.lookup(list(dict.fromkeys(unknown)))
@@ -539,7 +541,7 @@ class BlobFiles:
         if fresh:
             self._ensure_pack()
             datas = list(fresh.values())
-            jobs, chains = self._patch_jobs(fresh, bases) if bases else ({}, {})
+            jobs, chains = self._patch_jobs(fresh, bases or {}, similar or {}) if bases or similar else ({}, {})
             calls = [(d, *jobs.get(h, (None, 0)), chains) for h, d in fresh.items()]  # depth 0: a delta
             if _threads_pay(sum(len(d) for d in datas), len(datas)):  # zstd lets go of the GIL
                 encoded = self._side_by_side(self._encode_or_patch, calls, [loc for loc, _ in jobs.values()] + list(chains.values()))
@@ -549,11 +551,11 @@ class BlobFiles:
                 self._append(h, data, payload, codec)
         return [None if c.hash in self._seen else self._uncommitted[c.hash] for c in chunks]
 
-    def _patch_jobs(self, fresh: dict[str, memoryview], bases: dict[str, str]) -> tuple[dict[str, tuple[Location, int]], dict[str, Location]]:
+    def _patch_jobs(self, fresh: dict[str, memoryview], bases: dict[str, str], similar: dict[str, str]) -> tuple[dict[str, tuple[Location, int]], dict[str, Location]]:
         """For each fresh chunk that may be stored as a patch or a delta: the location of the
         chunk it is made against and the new patch's depth (0 for a delta); and the chains of
         patches those locations need."""
-        wanted = {h: bases[h] for h, d in fresh.items() if h in bases and bases[h] != h and len(d) >= DELTA_MIN}
+        wanted = {h: b for h, d in fresh.items() if (b := bases.get(h, similar.get(h))) is not None and b != h and len(d) >= DELTA_MIN}
         if not wanted:
             return {}, {}
         where = self.locate(list(set(wanted.values())))
@@ -563,7 +565,7 @@ class BlobFiles:
             loc = where.get(b)
             if loc is None or loc.pack is None:
                 continue
-            if loc.size == len(fresh[h]) and len(fresh[h]) >= PATCH_MIN:  # an array's chunk changed in place
+            if h in bases and loc.size == len(fresh[h]) and len(fresh[h]) >= PATCH_MIN:  # an array's chunk changed in place
                 try:
                     root, patches = self._chain_of(loc, chains)
                 except BlobError:
@@ -571,6 +573,8 @@ class BlobFiles:
                 if len(patches) >= PATCH_DEPTH:  # long enough: patch the chain's full chunk instead
                     loc, patches = root, []
                 jobs[h] = (loc, len(patches) + 1)
+            elif h in bases:
+                continue
             elif loc.codec == "delta":  # against the full chunk that delta was made against
                 if chains.get(loc.hash) is not None and chains[loc.hash].codec in ("raw", "zstd"):
                     jobs[h] = (chains[loc.hash], 0)

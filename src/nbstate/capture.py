@@ -343,7 +343,7 @@ class Recorder:
                     execution_count=execution_count,
                     started=started if started is not None else time.time(),
                     duration=duration,
-                    reads=sorted(names.reads & (user | set(self._identities))),
+                    reads=sorted(n for n in names.reads if n in user or n in self._identities),
                     writes=sorted({n for v, _ in cp.new for n in v.names}),
                     deletes=cp.deleted,
                     error=error,

@@ -92,7 +92,7 @@ def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None, b
         while chunks:  # the first few alone, while it is not known whether deltas pay
             n = align.TRIAL if align.paid == 0 and align.tried < align.TRIAL else len(chunks)
             head, chunks = chunks[:n], chunks[n:]
-            written = blobs.put_many(head, align.bases(head))
+            written = blobs.put_many(head, similar=align.bases(head))
             align.learn(written)
             stream.written.extend(w for w in written if w is not None)
 
@@ -324,8 +324,8 @@ class Tracker:
                         manifest, chunks, fp = _streamed_manifest(ser, stream, names)
             if ser.ok:
                 result.blobs.extend(stream.written)
-                bases = _patch_bases(previous.buffers if previous is not None else [], manifest["buffers"])
-                result.blobs.extend(w for w in blobs.put_many(chunks, bases) if w is not None)
+                bases, similar = _patch_bases(previous.buffers if previous is not None else [], manifest["buffers"], chunks, blobs)
+                result.blobs.extend(w for w in blobs.put_many(chunks, bases, similar) if w is not None)
                 for n in names:
                     self.unserializable.pop(n, None)
                 version = NewVersion(names, fp, manifest, stream.length + sum(b.nbytes for b in ser.buffers), True, None, types)
@@ -368,17 +368,27 @@ def buffers_of(manifest: dict[str, Any] | None) -> list[tuple[int, list[str]]]:
     return [(b["n"], list(b["chunks"])) for b in manifest["buffers"]] if manifest else []
 
 
-def _patch_bases(before: list[tuple[int, list[str]]], after: list[dict[str, Any]]) -> dict[str, str]:
-    """New chunk -> the chunk at the same place of the same buffer in the stored version, for
-    the buffers whose length and chunking did not change (an array changed in place)."""
+def _patch_bases(before: list[tuple[int, list[str]]], after: list[dict[str, Any]], chunks: list[Chunk], blobs: BlobFiles) -> tuple[dict[str, str], dict[str, str]]:
+    """New chunk -> the chunk of the same buffer in the stored version it is most likely a
+    change of: the chunk at the same place when the buffer's length and chunking did not change
+    (an array changed in place: a patch), else, in ``similar``, the one that held the same bytes
+    (a frame's columns that gained rows: a delta; at most a few tries per buffer)."""
     out: dict[str, str] = {}
-    for (n, old), new in zip(before, after, strict=False):
-        if n != new["n"] or len(old) != len(new["chunks"]):
+    similar: dict[str, str] = {}
+    at = 0
+    for i, new in enumerate(after):
+        mine, at = chunks[at : at + len(new["chunks"])], at + len(new["chunks"])
+        if i >= len(before):
             continue
-        for a, b in zip(old, new["chunks"], strict=True):
-            if a != b:
-                out.setdefault(b, a)
-    return out
+        n, old = before[i]
+        if n == new["n"] and len(old) == len(new["chunks"]):
+            for a, b in zip(old, new["chunks"], strict=True):
+                if a != b:
+                    out.setdefault(b, a)
+        elif old:
+            for h, b in _Aligner(old, blobs).bases(mine).items():
+                similar.setdefault(h, b)
+    return out, similar
 
 
 def _group_by_shared_ids(single: Mapping[str, codec.Serialized]) -> list[set[str]]:

@@ -325,6 +325,7 @@ class Store:
             raise
         self._packed_index = True
         self._columns(delta_states=True)
+        self._data_version = self.db.execute("PRAGMA data_version").fetchone()[0]
         self._generation = self._read_generation()
         self._lock_fd: int | None = None
         self.blobs = BlobFiles(self.root, lookup=self._lookup, fsync=os.environ.get("NBSTATE_FSYNC", "1") != "0", moved=self._blobs_moved)
@@ -447,6 +448,10 @@ class Store:
 
     def _blobs_moved(self) -> bool:
         """Whether a gc rewrote packs since this process last looked (then it starts afresh)."""
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return False  # no other connection has committed anything since the last look
+        self._data_version = version
         generation = self._read_generation()
         if generation == self._generation:
             return False

@@ -265,7 +265,9 @@ def test_an_insertion_at_the_front_of_a_stream_costs_about_what_was_inserted(tmp
     words[100:100] = ["inserted"] * 10
     words[5000] = "changed"
     c, n = s.cell(touched={"words"})
-    assert n < 8 * 1024, n
+    # The pickle's 64 KiB frames all move, so each frame's header changes: some 40 chunks after
+    # the insertion differ in a few bytes. Whole, they took 440 KB.
+    assert n < 32 * 1024, n
     assert s.load(c, "words") == words
 
 

@@ -60,7 +60,7 @@ _PATCH_HEAD = len(PATCH_MAGIC) + 2 + 32  # magic, depth, flags, the base's hash 
 # full chunk (a delta of a delta is made against that delta's base), so a delta is read from
 # two chunks. Same header as a patch.
 DELTA_MAGIC = b"NBd1"
-DELTA_MIN = 1 << 10
+DELTA_MIN = 8 << 10  # smaller chunks cost more time to delta than they would save
 _DELTA_LEVEL = 3
 
 try:  # FastCDC in C (Cython); without it, streams are cut like buffers (fixed size)

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import codec
 from .blobs import (
+    DELTA_MIN,
     BlobFiles,
     Chunk,
     StreamChunker,
@@ -117,38 +118,50 @@ class _Aligner:
     TRIAL = 8
 
     def __init__(self, before: list[str], blobs: BlobFiles | None) -> None:
-        import bisect
-
-        self._bisect = bisect.bisect_right
-        where = blobs.locate(list(dict.fromkeys(before))) if before and blobs is not None else {}
-        self.before = before if before and all(h in where and where[h].size >= 0 for h in before) else []
-        self.starts: list[int] = []
+        self.before = before
+        self.blobs = blobs
         self.at: dict[str, int] = {}
-        pos = 0
-        for i, h in enumerate(self.before):
-            self.starts.append(pos)
+        for i, h in enumerate(before):
             self.at.setdefault(h, i)
-            pos += where[h].size
+        self.starts: list[int] | None = None  # where each old chunk starts (asked of the index when needed)
+        self.anchor: tuple[int, int] | None = None  # the last shared chunk: (old index, new position)
         self.pos = 0  # where the next new chunk starts
-        self.shift = 0  # old position - new position, as the last shared chunk says
         self.tried = 0
         self.paid = 0
         self.proposed: set[str] = set()
 
     def bases(self, chunks: list[Chunk]) -> dict[str, str]:
+        import bisect
+
         out: dict[str, str] = {}
         for c in chunks:
             n = len(c.data)
             i = self.at.get(c.hash)
             if i is not None:
-                self.shift = self.starts[i] - self.pos
-            elif self.before and self._worth_trying(len(out)):
-                j = self._bisect(self.starts, self.pos + self.shift + n // 2) - 1
-                if 0 <= j < len(self.before):
+                self.anchor = (i, self.pos)
+            elif n >= DELTA_MIN and self.before and self._worth_trying(len(out)):
+                starts = self._starts()
+                shift = starts[self.anchor[0]] - self.anchor[1] if starts and self.anchor else 0
+                j = bisect.bisect_right(starts, self.pos + shift + n // 2) - 1
+                if starts and 0 <= j < len(self.before):
                     out[c.hash] = self.before[j]
             self.pos += n
         self.proposed = set(out)
         return out
+
+    def _starts(self) -> list[int]:
+        if self.starts is None:
+            where = self.blobs.locate(list(self.at)) if self.blobs is not None else {}
+            self.starts = []
+            pos = 0
+            for h in self.before:
+                loc = where.get(h)
+                if loc is None or loc.size < 0:  # unknown sizes: no pairing
+                    self.starts = []
+                    break
+                self.starts.append(pos)
+                pos += loc.size
+        return self.starts
 
     def _worth_trying(self, pending: int) -> bool:
         tried = self.tried + pending

@@ -433,6 +433,7 @@ class BlobFiles:
         # (from the store) tells: then everything remembered is dropped (see forget).
         self._located: dict[str, Location] = {}
         self._moved = moved
+        self.gc_held = False  # set while the store holds gc off (nothing can move meanwhile)
         self._pack: str | None = None
         self._pack_file = None
         self._dirty = False
@@ -463,7 +464,7 @@ class BlobFiles:
         hold; missing ones are absent from the answer."""
         out: dict[str, Location] = {}
         rest = []
-        if self._located and self._moved is not None and self._moved():
+        if self._located and self._moved is not None and not self.gc_held and self._moved():
             self.forget()
         located = self._located
         for h in hashes:

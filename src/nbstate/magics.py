@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import sqlite3
@@ -72,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    """The parser, built once (building it takes longer than most verbs' work)."""
+    return build_parser()
+
+
 @magics_class
 class NbstateMagics(Magics):
     def __init__(self, shell: Any, extension: Any) -> None:
@@ -83,9 +90,9 @@ class NbstateMagics(Magics):
     def nbstate(self, line: str) -> None:
         """Time travel for this kernel: %nbstate log | status | init. `%nbstate -h` for help."""
         try:
-            args = build_parser().parse_args(shlex.split(line))
+            args = _parser().parse_args(shlex.split(line))
         except _HelpShown as shown:
-            print(build_parser().format_help() if not str(shown) else str(shown))
+            print(_parser().format_help() if not str(shown) else str(shown))
             return
         recorder = self.extension.recorder
         if args.verb == "init":

@@ -479,8 +479,10 @@ class Store:
             if self._blobs_moved():
                 self.blobs.forget()
                 self._states.clear()  # gc may have re-encoded commits' states
+            self.blobs.gc_held = fcntl is not None
             yield
         finally:
+            self.blobs.gc_held = False
             if fcntl is not None:
                 self._lock(fcntl.LOCK_UN)
 
@@ -835,7 +837,7 @@ class Store:
 
     def read_throughput(self) -> float:
         """Bytes per second this store's blobs are read and verified at: measured once on a
-        sample of its blobs (at most 32 MB), kept in the store's meta table."""
+        sample of its blobs (at most 8 MB: the first checkout pays for it), kept in the store's meta table."""
         cached = getattr(self, "_throughput", None)
         if cached:
             return cached
@@ -844,7 +846,7 @@ class Store:
             self._throughput = float(row[0])
             return self._throughput
         sample = self.db.execute("SELECT hash FROM blobs ORDER BY size DESC LIMIT 64").fetchall()
-        total, t0, budget = 0, time.perf_counter(), 32 << 20
+        total, t0, budget = 0, time.perf_counter(), 8 << 20
         for (h,) in sample:
             if total >= budget:
                 break

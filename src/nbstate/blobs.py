@@ -584,12 +584,18 @@ class BlobFiles:
                 jobs[h] = (loc, 0)
         return jobs, chains
 
+    def _content(self, loc: Location, chains: dict[str, Location] | None = None) -> bytearray:
+        """A packed blob's verified content, rebuilt from its chain when it is a patch or a delta
+        (``chains``: see ``_chains``; worked out here when not given)."""
+        out = bytearray(loc.size)
+        self._fill_one(loc, memoryview(out), chains if chains is not None else self._chains([loc]))
+        return out
+
     def _encode_or_patch(self, data: memoryview, base: Location | None, depth: int, chains: dict[str, Location]) -> tuple[bytes | memoryview, str]:
         if base is None:
             return _encode(data)
-        old = bytearray(base.size)
         try:
-            self._fill_one(base, memoryview(old), chains)
+            old = self._content(base, chains)
         except BlobError:
             return _encode(data)  # a damaged base: the chunk is stored whole
         if depth == 0:
@@ -839,11 +845,8 @@ class BlobFiles:
             base = self.locate([patch.base]).get(patch.base)
             if base is None:
                 raise BlobError(f"blob {loc.hash} is damaged: the blob it patches ({patch.base}) is missing")
-            if base.pack is None:  # a loose file of version 1 (never written as a base, but read)
-                content = bytearray(self._get(base))
-            else:
-                content = bytearray(base.size)
-                self._fill_one(base, memoryview(content), self._chains([base]))
+            # (a loose file of version 1 is never written as a base, but read)
+            content = bytearray(self._get(base)) if base.pack is None else self._content(base)
             patch.apply(memoryview(content))
             return bytes(content)
         if loc.codec == "delta":
@@ -854,9 +857,7 @@ class BlobFiles:
             base = self.locate([base_hash]).get(base_hash) if base_hash else None
             if base is None:
                 raise BlobError(f"blob {loc.hash} is damaged: the blob it is a delta of ({base_hash or 'unreadable'}) is missing")
-            content = bytearray(base.size)
-            self._fill_one(base, memoryview(content), self._chains([base]))
-            return apply_delta(payload, content, loc.size, loc.hash)
+            return apply_delta(payload, self._content(base), loc.size, loc.hash)
         if loc.codec == "zstd":
             try:
                 return _thread_decompressor().decompress(payload)
@@ -979,9 +980,7 @@ class BlobFiles:
             base = (chains or {}).get(loc.hash)
             if base is None:
                 raise BlobError(f"blob {loc.hash} is damaged: the blob it is a delta of ({self._patch_base(loc) or 'unreadable'}) is missing")
-            content = bytearray(base.size)
-            self._fill_one(base, memoryview(content), chains)
-            dest[:] = apply_delta(self.read_stored(loc), content, len(dest), loc.hash)
+            dest[:] = apply_delta(self.read_stored(loc), self._content(base, chains), len(dest), loc.hash)
         elif loc.codec == "raw":
             got = self._pread_into(self._fd(loc.pack), dest, loc.offset)
             if got != len(dest):

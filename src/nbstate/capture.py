@@ -272,8 +272,9 @@ class Recorder:
                 plain, tested = self._classify(ns.keys() - self._never_user)
             else:
                 _, _, plain, tested = self._seen  # type: ignore[misc]
-                new_plain, new_tested = self._classify(fresh)
-                plain, tested = plain | new_plain, tested | new_tested
+                if fresh:
+                    new_plain, new_tested = self._classify(fresh)
+                    plain, tested = plain | new_plain, tested | new_tested
             self._seen = (len(ns), next(reversed(ns)), plain, tested) if ns else None
         except RuntimeError:  # another thread changed the namespace meanwhile: look again next time
             self._seen = None

@@ -10,6 +10,7 @@ Never imports IPython; never raises into the user's cell (the caller guards it).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,8 +91,8 @@ def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None, b
 
     def store(chunks: list[Chunk]) -> None:
         assert blobs is not None
-        while chunks:  # the first few alone, while it is not known whether deltas pay
-            n = align.TRIAL if align.paid == 0 and align.tried < align.TRIAL else len(chunks)
+        while chunks:
+            n = align.batch(len(chunks))
             head, chunks = chunks[:n], chunks[n:]
             written = blobs.put_many(head, similar=align.bases(head))
             align.learn(written)
@@ -120,9 +121,7 @@ class _Aligner:
     def __init__(self, before: list[str], blobs: BlobFiles | None) -> None:
         self.before = before
         self.blobs = blobs
-        self.at: dict[str, int] = {}
-        for i, h in enumerate(before):
-            self.at.setdefault(h, i)
+        self._at: dict[str, int] | None = None  # old chunk -> its first index (made when first needed)
         self.starts: list[int] | None = None  # where each old chunk starts (asked of the index when needed)
         self.anchor: tuple[int, int] | None = None  # the last shared chunk: (old index, new position)
         self.pos = 0  # where the next new chunk starts
@@ -130,16 +129,26 @@ class _Aligner:
         self.paid = 0
         self.proposed: set[str] = set()
 
-    def bases(self, chunks: list[Chunk]) -> dict[str, str]:
-        import bisect
+    def batch(self, n: int) -> int:
+        """How many of ``n`` chunks to hand the store together: the first few alone while it
+        is not known whether deltas pay, else all of them."""
+        undecided = self.before and self.paid == 0 and self.tried < self.TRIAL
+        return min(n, self.TRIAL) if undecided else n
 
+    def bases(self, chunks: list[Chunk]) -> dict[str, str]:
+        if not self.before:
+            return {}
+        if self._at is None:
+            self._at = {}
+            for i, h in enumerate(self.before):
+                self._at.setdefault(h, i)
         out: dict[str, str] = {}
         for c in chunks:
             n = len(c.data)
-            i = self.at.get(c.hash)
+            i = self._at.get(c.hash)
             if i is not None:
                 self.anchor = (i, self.pos)
-            elif n >= DELTA_MIN and self.before and self._worth_trying(len(out)):
+            elif n >= DELTA_MIN and self._worth_trying(len(out)):
                 starts = self._starts()
                 shift = starts[self.anchor[0]] - self.anchor[1] if starts and self.anchor else 0
                 j = bisect.bisect_right(starts, self.pos + shift + n // 2) - 1
@@ -151,7 +160,7 @@ class _Aligner:
 
     def _starts(self) -> list[int]:
         if self.starts is None:
-            where = self.blobs.locate(list(self.at)) if self.blobs is not None else {}
+            where = self.blobs.locate(list(dict.fromkeys(self.before))) if self.blobs is not None else {}
             self.starts = []
             pos = 0
             for h in self.before:

@@ -132,9 +132,12 @@ class StreamChunker:
     finished chunks goes to ``on_chunks`` (their data is valid during the call only); ``hashes``
     and ``length`` describe the whole stream once ``close`` has run."""
 
-    def __init__(self, on_chunks: Callable[[list[Chunk]], object] | None = None, window: int = STREAM_WINDOW) -> None:
+    def __init__(
+        self, on_chunks: Callable[[list[Chunk]], object] | None = None, window: int = STREAM_WINDOW, on_reset: Callable[[], object] | None = None
+    ) -> None:
         self._buf = bytearray()
         self._on_chunks = on_chunks
+        self._on_reset = on_reset
         self._window = max(window, 2 * CDC_MAX, CHUNK_SIZE + 1)
         self.length = 0
         self.hashes: list[str] = []
@@ -151,6 +154,14 @@ class StreamChunker:
                 self._cut(final=False)
         self.length += n
         return n
+
+    def reset(self) -> None:
+        """Start the stream again (the chunks already handed on stay where they went)."""
+        self._buf = bytearray()
+        self.length = 0
+        self.hashes = []
+        if self._on_reset is not None:
+            self._on_reset()
 
     def close(self) -> None:
         if not self.closed:

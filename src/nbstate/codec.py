@@ -23,6 +23,7 @@ import fractions
 import functools
 import gc
 import io
+import itertools
 import marshal
 import operator
 import pathlib
@@ -31,6 +32,8 @@ import re
 import sys
 import types
 import uuid
+from array import array
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -104,7 +107,7 @@ class Serialized:
 
     stream: bytes = b""
     buffers: list[memoryview] = field(default_factory=list)
-    ids: set[int] = field(default_factory=set)
+    ids: set[int] | IdArray = field(default_factory=set)
     error: str | None = None
     # The objects behind ``ids``: holding them keeps their ids from being reused by other
     # objects while the caller compares ids.
@@ -112,6 +115,8 @@ class Serialized:
     # Notebook classes stored as a reference to the name that holds them: their state is that
     # variable's, which changes whenever the class is changed, through any path.
     class_refs: set[str] = field(default_factory=set)
+    # Pickled as plain data, without a memo (``_PlainPickler``): shared strings are persistent ids.
+    plain: bool = False
 
     _by_id: dict[int, Any] | None = field(default=None, repr=False)
 
@@ -621,7 +626,171 @@ class _Pickler(pickle.Pickler):
         return id(cls) in self._member_classes
 
 
-def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None) -> Serialized:
+class IdArray:
+    """Ids of objects as a sorted ``array('q')``: 8 bytes an id, where a ``set`` of ints takes
+    about 60. The ids of a plain value of millions of containers are kept this way."""
+
+    __slots__ = ("_a",)
+
+    def __init__(self, ids: array) -> None:
+        self._a = _sorted_ids(ids)
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._a)
+
+    def __contains__(self, oid: object) -> bool:
+        a = self._a
+        i = bisect_left(a, oid)  # type: ignore[call-overload]
+        return i < len(a) and a[i] == oid
+
+    def intersection(self, other: Any) -> set[int]:
+        """The ids also in ``other`` (a set, a dict's keys or an IdArray)."""
+        if isinstance(other, IdArray):
+            small, big = (self, other) if len(self) <= len(other) else (other, self)
+            return set(filter(big.__contains__, small))
+        if len(other) * 20 < len(self):  # a few ids: look each up by bisection
+            return set(filter(self.__contains__, other))
+        return set(filter(other.__contains__, self._a))
+
+    def isdisjoint(self, other: Any) -> bool:
+        return not self.intersection(other)
+
+
+def _sorted_ids(ids: array) -> array:
+    np = sys.modules.get("numpy")
+    if np is not None:
+        a = np.frombuffer(ids, dtype=np.int64).copy() if len(ids) else np.empty(0, np.int64)
+        a.sort()
+        return array("q", a.tobytes())
+    # Without numpy: sorted runs of 65,536 (a list of ints costs 40 bytes an id, so never of all
+    # of them at once), merged into the array.
+    import heapq
+
+    runs = [array("q", sorted(ids[i : i + 65536])) for i in range(0, len(ids), 65536)]
+    return runs[0] if len(runs) == 1 else array("q", heapq.merge(*runs)) if runs else array("q")
+
+
+def ids_disjoint(a: Any, b: Any) -> bool:
+    """Whether two id collections (sets or IdArrays) share no id."""
+    if isinstance(b, IdArray):
+        a, b = b, a
+    return a.isdisjoint(b)
+
+
+class _NotPlain(Exception):
+    """Raised inside the plain pickler: the value holds something other than plain data."""
+
+
+# What a plain value is made of: builtin atoms and builtin containers, of exactly these types.
+_PLAIN_ATOMS = frozenset({int, float, bool, type(None)})
+_PLAIN_CONTAINERS = frozenset({list, tuple, set, frozenset, dict, bytearray})
+# A string or bytes object held by one list has this reference count when the pickler shows it
+# to ``persistent_id`` (measured once on this interpreter): one with more is shared.
+_held_once: int | None = None
+
+
+class _PlainPickler(pickle.Pickler):
+    """Pickles plain data (dicts, lists, tuples, sets of builtin atoms) without a memo.
+
+    Pickle's memo holds an entry per object it saves; for a dict of a million small records it
+    is the largest part of a checkpoint's memory. Plain data needs the memo only for an object
+    met twice. So this pickler runs in fast mode (no memo), and ``persistent_id``, which sees
+    every object, stops at anything but plain data (``_NotPlain``) and collects the ids of the
+    containers (8 bytes each): if one was met twice, the caller pickles the value the usual way.
+    A string or bytes object that something else holds too is written as a persistent id, and
+    made one object again, by value, on load (its identity carries nothing), so that the keys
+    of a million records stay a few objects."""
+
+    def __init__(self, file: Any, top: tuple = ()) -> None:
+        super().__init__(file, protocol=PROTOCOL)
+        self.fast = True
+        self._top = top  # the tuple of the values, made for the occasion: not part of any value
+        self.held: list[Any] | None = []  # the containers while they are few (see Serialized.held)
+        self.ids = array("q")
+        self._add = self.ids.append
+        self._shared = _held_once if _held_once is not None else 1 << 62
+
+    def persistent_id(self, obj: Any) -> Any:
+        t = type(obj)
+        if t in _PLAIN_ATOMS:
+            return None
+        if t is str or t is bytes:
+            return obj if sys.getrefcount(obj) > self._shared and obj else None
+        if t in _PLAIN_CONTAINERS:
+            if (obj or t is not tuple and t is not frozenset) and obj is not self._top:  # () is one object that all share
+                self._add(id(obj))
+                if self.held is not None:
+                    self.held.append(obj)
+                    if len(self.held) > _FEW_IDS:
+                        self.held = None
+            return None
+        raise _NotPlain(t.__qualname__)
+
+
+def _measure_held_once() -> None:
+    global _held_once
+    if _held_once is None:
+        seen: list[int] = []
+
+        class Probe(_PlainPickler):
+            def persistent_id(self, obj: Any) -> Any:
+                if type(obj) is str:
+                    seen.append(sys.getrefcount(obj))
+                return None
+
+        n = 7
+        Probe(_NullSink()).dump([f"probe-{n}"])  # made at run time: held by the list alone
+        _held_once = seen[0] if seen else 1 << 62
+
+
+class _NullSink:
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+# Up to this many containers, a plain value's ids are a set and its containers are kept (held).
+_FEW_IDS = 4096
+
+
+def _plain(values: Any, sink: Any) -> tuple[IdArray | set[int], list[Any]] | None:
+    """Pickle ``values`` as plain data into ``sink``: the ids of its containers and, when they
+    are few, the containers; None when it is not plain data or an object is met twice (what was
+    written is then to be dropped)."""
+    _measure_held_once()
+    pickler = _PlainPickler(sink, values)
+    try:
+        pickler.dump(values)
+    except (_NotPlain, ValueError, RecursionError, pickle.PicklingError):
+        return None
+    ids, held = pickler.ids, pickler.held
+    if held is not None:
+        unique = set(ids)
+        return (unique, held) if len(unique) == len(ids) else None
+    ordered = IdArray(ids)
+    del ids, pickler
+    a = ordered._a
+    return None if any(map(operator.eq, a, itertools.islice(a, 1, None))) else (ordered, [])
+
+
+def _serialize_plain(values: list[Any], sink: Any) -> Serialized | None:
+    """``values`` pickled as plain data, or None when they are not (nothing is kept)."""
+    out = io.BytesIO() if sink is None else sink
+    done = _plain(tuple(values), out)
+    if done is None:
+        return None
+    return Serialized(stream=out.getvalue() if sink is None else b"", ids=done[0], held=done[1], plain=True)
+
+
+def plain_ids(values: tuple) -> set[int] | IdArray | None:
+    """The ids of the containers of values loaded from a plain stream (None: not plain)."""
+    done = _plain(values, _NullSink())
+    return done[0] if done is not None else None
+
+
+def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None, plain: bool = True) -> Serialized:
     """Pickle ``values`` (a co-variable's objects, in member order) in one pass.
 
     Returns the stream, the out-of-band buffers and the ids of shareable objects reached. When
@@ -629,6 +798,12 @@ def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None)
     With ``sink`` (a writable file), the stream is written there as the pickler makes it, and
     ``stream`` stays empty: a large value's stream is never held whole in memory.
     """
+    if plain:
+        done = _serialize_plain(values, sink)
+        if done is not None:
+            return done
+        if sink is not None and hasattr(sink, "reset"):
+            sink.reset()
     out = io.BytesIO() if sink is None else sink
     buffers: list[memoryview] = []
     view_roots: dict[int, Any] = {}
@@ -708,14 +883,25 @@ def _describe_failure(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def deserialize(stream: bytes, buffers: list[Any], namespace: dict[str, Any]) -> tuple:
+def deserialize(stream: bytes, buffers: list[Any], namespace: dict[str, Any], plain: bool = False) -> tuple:
     """Unpickle a co-variable's values; notebook functions get ``namespace`` as their globals."""
-    return load(stream, buffers, namespace)[0]
+    return load(stream, buffers, namespace, plain=plain)[0]
+
+
+class _Unpickler(pickle.Unpickler):
+    """Reads plain streams too: a shared string (or bytes), a persistent id there, comes back as
+    one object per value."""
+
+    def persistent_load(self, pid: Any) -> Any:
+        if type(pid) is not str and type(pid) is not bytes:
+            raise pickle.UnpicklingError(f"a plain stream holds a persistent id of type {type(pid).__name__}")
+        shared = self.__dict__.setdefault("_shared", {})
+        return shared.setdefault(pid, pid)
 
 
 def load(
-    stream: bytes, buffers: list[Any], namespace: dict[str, Any], lookup: Mapping[str, Any] | None = None
-) -> tuple[tuple, set[int]]:
+    stream: bytes, buffers: list[Any], namespace: dict[str, Any], lookup: Mapping[str, Any] | None = None, plain: bool = False
+) -> tuple[tuple, set[int] | IdArray]:
     """Unpickle values and return them with the ids of the shareable objects they are made of.
 
     Functions get ``namespace`` as their globals; notebook classes referenced by name are found
@@ -726,12 +912,15 @@ def load(
     _restore_lookup = lookup
     try:
         with restoring_into(namespace):
-            unpickler = pickle.Unpickler(io.BytesIO(stream), buffers=buffers)
+            unpickler = _Unpickler(io.BytesIO(stream), buffers=buffers)
             values = unpickler.load()
             reached = list(unpickler.memo.copy().values())
             unpickler.memo = {}  # it held what was made on the way
     finally:
         _restore_lookup = previous
+    if plain or not reached:  # a plain stream memoizes nothing (others memoize their tuple)
+        ids = plain_ids(values)
+        return values, ids if ids is not None else reachable_ids(list(values), namespace)
     # Classes looked up by name are where the lookup holds them; those made here are values.
     bound = lookup if lookup is not None else namespace
     return values, _shareable(reached, namespace, frozenset(), bound)[1]

@@ -36,7 +36,7 @@ class LiveCoVariable:
     names: frozenset[str]
     version_id: int | None  # None until the commit that records it is written
     fingerprint: str | None
-    ids: set[int]
+    ids: set[int] | codec.IdArray
     # Notebook classes the values refer to by name, with the id of the class each name held:
     # when a name comes to hold another object, the values must be examined again.
     class_refs: dict[str, int] = field(default_factory=dict)
@@ -46,6 +46,9 @@ class LiveCoVariable:
     # The stored version's stream chunks: a changed chunk of the next version's stream may be
     # stored as a delta of the chunk it replaced.
     stream: list[str] = field(default_factory=list)
+    # Whether the values were last pickled as plain data (None: not yet tried): a value found
+    # not to be is not tried again, which would cost a pass over it each time.
+    plain: bool | None = None
 
 
 @dataclass
@@ -82,7 +85,7 @@ class _Stream:
     written: list[Written] = field(default_factory=list)  # those the store did not have yet
 
 
-def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None, before: list[str] | None = None) -> tuple[codec.Serialized, _Stream]:
+def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None, before: list[str] | None = None, plain: bool = True) -> tuple[codec.Serialized, _Stream]:
     """Serialize ``values``, cutting the stream as it is made; with ``blobs``, each new chunk
     is appended to the store at once, so a large stream never sits whole in memory. ``before``:
     the stream chunks of the stored version, which new chunks may be stored as deltas of."""
@@ -98,8 +101,11 @@ def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None, b
             align.learn(written)
             stream.written.extend(w for w in written if w is not None)
 
-    sink = StreamChunker(store if blobs is not None else None)
-    ser = codec.serialize(values, ns, sink=sink)
+    def restart() -> None:  # a try as plain data stopped: the stream is made again
+        align.pos, align.anchor = 0, None
+
+    sink = StreamChunker(store if blobs is not None else None, on_reset=restart)
+    ser = codec.serialize(values, ns, sink=sink, plain=plain)
     if ser.ok:
         sink.close()
         stream.length, stream.hashes = sink.length, sink.hashes
@@ -200,7 +206,9 @@ def _streamed_manifest(ser: codec.Serialized, stream: _Stream, names: list[str])
         hashes = [c.hash for c in cs]
         buffers.append({"n": buf.nbytes, "chunks": hashes})
         parts.append((buf.nbytes, hashes))
-    manifest = {"names": names, "stream": {"n": stream.length, "chunks": parts[0][1]}, "buffers": buffers}
+    manifest: dict[str, Any] = {"names": names, "stream": {"n": stream.length, "chunks": parts[0][1]}, "buffers": buffers}
+    if ser.plain:
+        manifest["stream"]["plain"] = True
     if ser.class_refs:
         manifest["class_refs"] = sorted(ser.class_refs)
     return manifest, chunks, fingerprint(parts)
@@ -227,6 +235,9 @@ class Tracker:
         self._by_id: dict[int, LiveCoVariable] = {}
         self._stale = 0
         self._referring: dict[int, LiveCoVariable] = {}  # the live co-variables with class_refs
+        # Live co-variables whose ids are an IdArray (plain values of many containers): kept out
+        # of ``_by_id``, whose entries cost about 100 bytes an id.
+        self._large: dict[int, LiveCoVariable] = {}
         self.unserializable: dict[str, str] = {}
 
     def _forget(self, covar: LiveCoVariable) -> None:
@@ -234,7 +245,8 @@ class Tracker:
             if self.by_name.get(name) is covar:
                 del self.by_name[name]
         self._referring.pop(id(covar), None)
-        self._stale += len(covar.ids)
+        if self._large.pop(id(covar), None) is None:
+            self._stale += len(covar.ids)
 
     def adopt(self, covar: LiveCoVariable) -> None:
         """Make ``covar`` the live co-variable of its names (after a commit or a checkout)."""
@@ -249,8 +261,34 @@ class Tracker:
             self._by_id = {}
             self._stale = 0
             for live in {id(c): c for c in self.by_name.values()}.values():
-                self._by_id.update(dict.fromkeys(live.ids, live))
-        self._by_id.update(dict.fromkeys(covar.ids, covar))
+                if not isinstance(live.ids, codec.IdArray):
+                    self._by_id.update(dict.fromkeys(live.ids, live))
+        if isinstance(covar.ids, codec.IdArray):
+            self._large[id(covar)] = covar
+        else:
+            self._by_id.update(dict.fromkeys(covar.ids, covar))
+
+    def _sharing(self, ids: set[int] | codec.IdArray, own: LiveCoVariable | None) -> list[tuple[int, LiveCoVariable]]:
+        """(an id, the live co-variable other than ``own`` that reached it) for each co-variable
+        that ``ids`` share an object with."""
+        if isinstance(ids, codec.IdArray):
+            hits = ids.intersection(self._by_id.keys())
+        else:
+            hits = ids & self._by_id.keys()
+        if own is not None:
+            hits = {h for h in hits if h not in own.ids} if isinstance(own.ids, codec.IdArray) else hits - own.ids
+        out = []
+        for oid in hits:
+            other = self._owner(oid)
+            if other is not None:
+                out.append((oid, other))
+        for other in self._large.values():
+            if other is own or not any(self.by_name.get(n) is other for n in other.names):
+                continue
+            common = other.ids.intersection(ids)
+            if common:
+                out.append((next(iter(common)), other))
+        return out
 
     def _owner(self, oid: int) -> LiveCoVariable | None:
         """The live co-variable that reached object ``oid`` when it was last serialized."""
@@ -288,7 +326,7 @@ class Tracker:
             # so its own stream is only hashed.
             covar = own = self.by_name.get(name)
             alone = covar is None or len(covar.names) == 1
-            ser, streams[name] = _pickle([ns[name]], ns, blobs if alone else None, covar.stream if covar is not None else None)
+            ser, streams[name] = _pickle([ns[name]], ns, blobs if alone else None, covar.stream if covar is not None else None, covar is None or covar.plain is not False)
             single[name] = ser
             # A notebook class stored as a reference to its name may have been changed through
             # this value (`a[0].attr = 1`, `type(p).attr = 1`): its own variable is examined too.
@@ -299,13 +337,9 @@ class Tracker:
                         pending.append(m)
             # An object now shared with an untouched co-variable pulls that one in as well.
             # (Set operations first: the value's own co-variable had most of these ids.)
-            hits = ser.ids & self._by_id.keys()
-            if own is not None:
-                hits -= own.ids
             done: set[int] = set()
-            for oid in hits:
-                other = self._owner(oid)
-                if other is None or id(other) in done:
+            for oid, other in self._sharing(ser.ids, own):
+                if id(other) in done:
                     continue
                 members = [m for m in other.names if m in user_names and m not in single and m not in pending]
                 if not members:
@@ -327,7 +361,7 @@ class Tracker:
             if len(names) == 1:
                 ser, stream = single[names[0]], streams[names[0]]
             else:
-                ser, stream = _pickle([ns[n] for n in names], ns, blobs, before)
+                ser, stream = _pickle([ns[n] for n in names], ns, blobs, before, previous is None or previous.plain is not False)
             if not ser.ok:
                 ser.ids = set().union(*(single[n].ids for n in names))
             types = {n: describe(ns[n]) for n in names}
@@ -338,10 +372,11 @@ class Tracker:
                     self._forget(previous)
                     previous.ids = ser.ids
                     previous.class_refs = {c: id(ns[c]) for c in ser.class_refs}
+                    previous.plain = ser.plain
                     self.adopt(previous)
                     continue
                 if not stream.stored:  # only hashed: pickle it again, this time into the store
-                    ser, stream = _pickle([ns[n] for n in names], ns, blobs, before)
+                    ser, stream = _pickle([ns[n] for n in names], ns, blobs, before, ser.plain)
                     if ser.ok:
                         manifest, chunks, fp = _streamed_manifest(ser, stream, names)
             if ser.ok:
@@ -358,7 +393,7 @@ class Tracker:
                 version = NewVersion(names, None, None, 0, False, ser.error, types)
             live = LiveCoVariable(
                 frozenset(names), None, fp, ser.ids, {c: id(ns[c]) for c in ser.class_refs},
-                buffers_of(manifest) if ser.ok else [], list(manifest["stream"]["chunks"]) if ser.ok else [],
+                buffers_of(manifest) if ser.ok else [], list(manifest["stream"]["chunks"]) if ser.ok else [], ser.plain if ser.ok else None,
             )
             result.new.append((version, live))
         for covar in old_covars.values():
@@ -426,7 +461,7 @@ def _group_by_shared_ids(single: Mapping[str, codec.Serialized]) -> list[set[str
     if len(names) <= 64:  # the usual few candidates: one set operation (in C) per pair
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
-                if not single[a].ids.isdisjoint(single[b].ids):
+                if not codec.ids_disjoint(single[a].ids, single[b].ids):
                     ra, rb = find(a), find(b)
                     if ra != rb:
                         parent[rb] = ra
@@ -454,7 +489,7 @@ def load_version(
 
 def load_version_with_ids(
     store: Store, version: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any] | None = None
-) -> tuple[dict[str, Any], set[int]]:
+) -> tuple[dict[str, Any], set[int] | codec.IdArray]:
     """Like load_version, plus the ids of the shareable objects the values are made of."""
     if not version.serializable or version.manifest is None:
         raise ValueError(f"{', '.join(version.names)} was not serializable: {version.reason}")
@@ -462,7 +497,7 @@ def load_version_with_ids(
     stream = store.blobs.read_into(m["stream"]["chunks"], m["stream"]["n"])
     # Large raw buffers may come back as copy-on-write mappings of the store's packs.
     buffers = store.blobs.read_many([(b["chunks"], b["n"]) for b in m["buffers"]], allow_map=True)
-    values, ids = codec.load(bytes(stream), buffers, namespace, lookup)
+    values, ids = codec.load(bytes(stream), buffers, namespace, lookup, plain=bool(m["stream"].get("plain")))
     return dict(zip(m["names"], values, strict=True)), ids
 
 

@@ -25,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks, gc must run alone
     fcntl = None  # type: ignore[assignment]
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # A commit holds its whole state (every name -> version id) once every STATE_EVERY commits along
 # a line of history; those in between hold what changed against their parent, so recording a
 # commit and listing the log cost what changed, not the size of the namespace, and reading any
@@ -358,7 +358,8 @@ class Store:
         where they are (their rows have no pack) and are read as before. Version 2 to 3: blobs
         may be patches (codec ``patch``); nothing stored changes. Version 3 to 4: commits gain
         ``changes`` (filled in here for every commit) and ``state_depth`` (0: the old commits
-        keep their whole states)."""
+        keep their whole states). Version 4 to 5: streams may be plain (pickled without a memo,
+shared strings as persistent ids); nothing stored changes."""
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(blobs)")}
         if "pack" not in columns:
             self.db.execute("ALTER TABLE blobs ADD COLUMN pack TEXT")

@@ -628,7 +628,8 @@ class _Pickler(pickle.Pickler):
 
 class IdArray:
     """Ids of objects as a sorted ``array('q')``: 8 bytes an id, where a ``set`` of ints takes
-    about 60. The ids of a plain value of millions of containers are kept this way."""
+    about 60. The ids of a plain value of millions of containers are kept this way. The array
+    given is emptied (its memory is given back before the sorted copy is whole)."""
 
     __slots__ = ("_a",)
 
@@ -663,6 +664,7 @@ def _sorted_ids(ids: array) -> array:
     np = sys.modules.get("numpy")
     if np is not None:
         a = np.frombuffer(ids, dtype=np.int64).copy() if len(ids) else np.empty(0, np.int64)
+        del ids[:]
         a.sort()
         return array("q", a.tobytes())
     # Without numpy: sorted runs of 65,536 (a list of ints costs 40 bytes an id, so never of all
@@ -670,6 +672,7 @@ def _sorted_ids(ids: array) -> array:
     import heapq
 
     runs = [array("q", sorted(ids[i : i + 65536])) for i in range(0, len(ids), 65536)]
+    del ids[:]
     return runs[0] if len(runs) == 1 else array("q", heapq.merge(*runs)) if runs else array("q")
 
 

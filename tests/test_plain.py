@@ -48,6 +48,7 @@ def test_plain_data_is_pickled_without_a_memo_and_comes_back_equal():
     assert ser.plain and b"\x94" not in ser.stream  # no MEMOIZE opcode
     assert back[0] == value
     assert id(back[0]) in ids and id(back[0]["a"]) in ids and id(back[0][3]) in ids
+    assert id(back[0]["b"]) not in ids  # a tuple links no co-variables
 
 
 def test_a_container_met_twice_is_pickled_with_a_memo():
@@ -84,9 +85,9 @@ def test_the_same_value_pickles_to_the_same_bytes_after_a_round_trip():
     # (Strings held once in the value but also elsewhere, like a key that is a constant of the
     # code that made it, may be written the other way after a restore: one new version.)
     s = "shared" * 10
-    rows, t = "".join(["ro", "ws"]), "".join(["t", "!"])
-    value = {rows: [{"k": i, "tag": s, "xs": [i, i + 1]} for i in range(5000)], t: (1, "x" * 2)}
-    del rows, t
+    rows, t, x = ("".join([a, "!"]) for a in ("rows", "t", "x"))
+    value = {rows: [{"k": i, "tag": s, "xs": [i, i + 1]} for i in range(5000)], t: (1, x)}
+    del rows, t, x
     ser, back, _ = roundtrip([value])
     again = codec.serialize(list(back), {})
     assert ser.plain and again.plain and again.stream == ser.stream

@@ -702,7 +702,8 @@ class _PlainPickler(pickle.Pickler):
     is the largest part of a checkpoint's memory. Plain data needs the memo only for an object
     met twice. So this pickler runs in fast mode (no memo), and ``persistent_id``, which sees
     every object, stops at anything but plain data (``_NotPlain``) and collects the ids of the
-    containers (8 bytes each): if one was met twice, the caller pickles the value the usual way.
+    containers (8 bytes each; the mutable ones' link co-variables, tuples' and frozensets' do
+    not): if one was met twice, the caller pickles the value the usual way.
     A string or bytes object that something else holds too is written as a persistent id, and
     made one object again, by value, on load (its identity carries nothing), so that the keys
     of a million records stay a few objects."""
@@ -712,8 +713,10 @@ class _PlainPickler(pickle.Pickler):
         self.fast = True
         self._top = top  # the tuple of the values, made for the occasion: not part of any value
         self.held: list[Any] | None = []  # the containers while they are few (see Serialized.held)
-        self.ids = array("q")
+        self.ids = array("q")  # the mutable containers': what links co-variables
+        self.frozen = array("q")  # the tuples' and frozensets': only checked for being met twice
         self._add = self.ids.append
+        self._add_frozen = self.frozen.append
         self._shared = _held_once if _held_once is not None else 1 << 62
 
     def persistent_id(self, obj: Any) -> Any:
@@ -723,7 +726,10 @@ class _PlainPickler(pickle.Pickler):
         if t is str or t is bytes:
             return obj if sys.getrefcount(obj) > self._shared and obj else None
         if t in _PLAIN_CONTAINERS:
-            if (obj or t is not tuple and t is not frozenset) and obj is not self._top:  # () is one object that all share
+            if t is tuple or t is frozenset:
+                if obj and obj is not self._top:  # () is one object that all share
+                    self._add_frozen(id(obj))
+            else:
                 self._add(id(obj))
                 if self.held is not None:
                     self.held.append(obj)
@@ -768,14 +774,20 @@ def _plain(values: Any, sink: Any) -> tuple[IdArray | set[int], list[Any]] | Non
         pickler.dump(values)
     except (_NotPlain, ValueError, RecursionError, pickle.PicklingError):
         return None
-    ids, held = pickler.ids, pickler.held
+    ids, held, frozen = pickler.ids, pickler.held, pickler.frozen
+    del pickler
+    if frozen and _met_twice(IdArray(frozen)):
+        return None
     if held is not None:
         unique = set(ids)
         return (unique, held) if len(unique) == len(ids) else None
     ordered = IdArray(ids)
-    del ids, pickler
-    a = ordered._a
-    return None if any(map(operator.eq, a, itertools.islice(a, 1, None))) else (ordered, [])
+    return None if _met_twice(ordered) else (ordered, [])
+
+
+def _met_twice(ids: IdArray) -> bool:
+    a = ids._a
+    return any(map(operator.eq, a, itertools.islice(a, 1, None)))
 
 
 def _serialize_plain(values: list[Any], sink: Any) -> Serialized | None:
@@ -799,7 +811,9 @@ def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None,
     Returns the stream, the out-of-band buffers and the ids of shareable objects reached. When
     something cannot be pickled, ``error`` says why and ``ids`` comes from a plain traversal.
     With ``sink`` (a writable file), the stream is written there as the pickler makes it, and
-    ``stream`` stays empty: a large value's stream is never held whole in memory.
+    ``stream`` stays empty: a large value's stream is never held whole in memory. With
+    ``plain``, plain data is first pickled without a memo (``_PlainPickler``); when that stops,
+    a ``sink`` is ``reset()`` and the value pickled the usual way.
     """
     if plain:
         done = _serialize_plain(values, sink)

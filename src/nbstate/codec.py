@@ -799,10 +799,21 @@ def _serialize_plain(values: list[Any], sink: Any) -> Serialized | None:
     return Serialized(stream=out.getvalue() if sink is None else b"", ids=done[0], held=done[1], plain=True)
 
 
-def plain_ids(values: tuple) -> set[int] | IdArray | None:
-    """The ids of the containers of values loaded from a plain stream (None: not plain)."""
-    done = _plain(values, _NullSink())
-    return done[0] if done is not None else None
+_TRAVERSED = frozenset({list, tuple, set, frozenset, dict})
+_MUTABLE_PLAIN = frozenset({list, dict, set, bytearray})
+
+
+def plain_ids(values: tuple) -> set[int] | IdArray:
+    """The ids of the mutable containers of values loaded from a plain stream, found a level
+    at a time by C-level passes (``gc.get_referents`` of a whole level at once): in plain data
+    every reference is a container's to its items."""
+    ids = array("q")
+    level = list(values)
+    while level:
+        inner = list(compress(level, map(_TRAVERSED.__contains__, map(type, level))))
+        ids.extend(map(id, compress(level, map(_MUTABLE_PLAIN.__contains__, map(type, level)))))
+        level = gc.get_referents(*inner) if inner else []
+    return IdArray(ids) if len(ids) > _FEW_IDS else set(ids)
 
 
 def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None, plain: bool = True) -> Serialized:
@@ -909,11 +920,15 @@ class _Unpickler(pickle.Unpickler):
     """Reads plain streams too: a shared string (or bytes), a persistent id there, comes back as
     one object per value."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shared: dict[Any, Any] = {}
+
     def persistent_load(self, pid: Any) -> Any:
-        if type(pid) is not str and type(pid) is not bytes:
-            raise pickle.UnpicklingError(f"a plain stream holds a persistent id of type {type(pid).__name__}")
-        shared = self.__dict__.setdefault("_shared", {})
-        return shared.setdefault(pid, pid)
+        t = type(pid)
+        if t is not str and t is not bytes:
+            raise pickle.UnpicklingError(f"a plain stream holds a persistent id of type {t.__name__}")
+        return self._shared.setdefault(pid, pid)
 
 
 def load(
@@ -936,8 +951,7 @@ def load(
     finally:
         _restore_lookup = previous
     if plain or not reached:  # a plain stream memoizes nothing (others memoize their tuple)
-        ids = plain_ids(values)
-        return values, ids if ids is not None else reachable_ids(list(values), namespace)
+        return values, plain_ids(values)
     # Classes looked up by name are where the lookup holds them; those made here are values.
     bound = lookup if lookup is not None else namespace
     return values, _shareable(reached, namespace, frozenset(), bound)[1]

@@ -176,3 +176,14 @@ def test_a_variable_holding_part_of_a_large_plain_value_joins_its_co_variable(tm
     assert both["one"] is both["records"][42]
     commit, _ = s.cell(touched={"one"}, one=None)
     assert commit.state["one"] != commit.state["records"]
+
+
+def test_a_sink_that_cannot_start_again_gets_the_usual_stream_whole():
+    import io
+
+    shared = [1]
+    out = io.BytesIO()
+    ser = codec.serialize([[shared, shared, {"k": "v"}]], {}, sink=out)
+    assert ser.ok and not ser.plain
+    back, _ = codec.load(out.getvalue(), ser.buffers, {})
+    assert back[0][0] is back[0][1] and back[0][2] == {"k": "v"}

@@ -826,11 +826,11 @@ def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None,
     ``plain``, plain data is first pickled without a memo (``_PlainPickler``); when that stops,
     a ``sink`` is ``reset()`` and the value pickled the usual way.
     """
-    if plain:
+    if plain and (sink is None or hasattr(sink, "reset")):  # (a sink that cannot start again is not tried)
         done = _serialize_plain(values, sink)
         if done is not None:
             return done
-        if sink is not None and hasattr(sink, "reset"):
+        if sink is not None:
             sink.reset()
     out = io.BytesIO() if sink is None else sink
     buffers: list[memoryview] = []

@@ -659,6 +659,10 @@ class IdArray:
     def isdisjoint(self, other: Any) -> bool:
         return not self.intersection(other)
 
+    def has_repeats(self) -> bool:
+        a = self._a
+        return any(map(operator.eq, a, itertools.islice(a, 1, None)))
+
 
 def _sorted_ids(ids: array) -> array:
     np = sys.modules.get("numpy")
@@ -666,7 +670,9 @@ def _sorted_ids(ids: array) -> array:
         a = np.frombuffer(ids, dtype=np.int64).copy() if len(ids) else np.empty(0, np.int64)
         del ids[:]
         a.sort()
-        return array("q", a.tobytes())
+        out = array("q")
+        out.frombytes(memoryview(a).cast("B"))
+        return out
     # Without numpy: sorted runs of 65,536 (a list of ints costs 40 bytes an id, so never of all
     # of them at once), merged into the array.
     import heapq
@@ -693,6 +699,7 @@ _PLAIN_CONTAINERS = frozenset({list, tuple, set, frozenset, dict, bytearray})
 # A string or bytes object held by one list has this reference count when the pickler shows it
 # to ``persistent_id`` (measured once on this interpreter): one with more is shared.
 _held_once: int | None = None
+_NEVER = 1 << 62  # (while measuring, and where it could not be measured: no string is shared)
 
 
 class _PlainPickler(pickle.Pickler):
@@ -717,7 +724,7 @@ class _PlainPickler(pickle.Pickler):
         self.frozen = array("q")  # the tuples' and frozensets': only checked for being met twice
         self._add = self.ids.append
         self._add_frozen = self.frozen.append
-        self._shared = _held_once if _held_once is not None else 1 << 62
+        self._shared = _held_once if _held_once is not None else _NEVER
 
     def persistent_id(self, obj: Any) -> Any:
         t = type(obj)
@@ -752,7 +759,7 @@ def _measure_held_once() -> None:
 
         n = 7
         Probe(_NullSink()).dump([f"probe-{n}"])  # made at run time: held by the list alone
-        _held_once = seen[0] if seen else 1 << 62
+        _held_once = seen[0] if seen else _NEVER
 
 
 class _NullSink:
@@ -764,39 +771,32 @@ class _NullSink:
 _FEW_IDS = 4096
 
 
-def _plain(values: Any, sink: Any) -> tuple[IdArray | set[int], list[Any]] | None:
-    """Pickle ``values`` as plain data into ``sink``: the ids of its containers and, when they
-    are few, the containers; None when it is not plain data or an object is met twice (what was
-    written is then to be dropped)."""
+def _serialize_plain(values: list[Any], sink: Any) -> Serialized | None:
+    """``values`` pickled as plain data (into ``sink`` when given), with the ids of their
+    containers and, when they are few, the containers; None when they are not plain data or a
+    container is met twice (what was written to ``sink`` is then to be dropped)."""
     _measure_held_once()
-    pickler = _PlainPickler(sink, values)
+    top = tuple(values)
+    out = io.BytesIO() if sink is None else sink
+    pickler = _PlainPickler(out, top)
     try:
-        pickler.dump(values)
+        pickler.dump(top)
     except (_NotPlain, ValueError, RecursionError, pickle.PicklingError):
         return None
     ids, held, frozen = pickler.ids, pickler.held, pickler.frozen
     del pickler
-    if frozen and _met_twice(IdArray(frozen)):
+    if frozen and IdArray(frozen).has_repeats():
         return None
     if held is not None:
         unique = set(ids)
-        return (unique, held) if len(unique) == len(ids) else None
-    ordered = IdArray(ids)
-    return None if _met_twice(ordered) else (ordered, [])
-
-
-def _met_twice(ids: IdArray) -> bool:
-    a = ids._a
-    return any(map(operator.eq, a, itertools.islice(a, 1, None)))
-
-
-def _serialize_plain(values: list[Any], sink: Any) -> Serialized | None:
-    """``values`` pickled as plain data, or None when they are not (nothing is kept)."""
-    out = io.BytesIO() if sink is None else sink
-    done = _plain(tuple(values), out)
-    if done is None:
-        return None
-    return Serialized(stream=out.getvalue() if sink is None else b"", ids=done[0], held=done[1], plain=True)
+        if len(unique) < len(ids):
+            return None
+        found: set[int] | IdArray = unique
+    else:
+        found = IdArray(ids)
+        if found.has_repeats():
+            return None
+    return Serialized(stream=out.getvalue() if sink is None else b"", ids=found, held=held or [], plain=True)
 
 
 _TRAVERSED = frozenset({list, tuple, set, frozenset, dict})
@@ -911,9 +911,9 @@ def _describe_failure(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def deserialize(stream: bytes, buffers: list[Any], namespace: dict[str, Any], plain: bool = False) -> tuple:
+def deserialize(stream: bytes, buffers: list[Any], namespace: dict[str, Any]) -> tuple:
     """Unpickle a co-variable's values; notebook functions get ``namespace`` as their globals."""
-    return load(stream, buffers, namespace, plain=plain)[0]
+    return load(stream, buffers, namespace)[0]
 
 
 class _Unpickler(pickle.Unpickler):
@@ -932,7 +932,7 @@ class _Unpickler(pickle.Unpickler):
 
 
 def load(
-    stream: bytes, buffers: list[Any], namespace: dict[str, Any], lookup: Mapping[str, Any] | None = None, plain: bool = False
+    stream: bytes, buffers: list[Any], namespace: dict[str, Any], lookup: Mapping[str, Any] | None = None
 ) -> tuple[tuple, set[int] | IdArray]:
     """Unpickle values and return them with the ids of the shareable objects they are made of.
 
@@ -950,7 +950,7 @@ def load(
             unpickler.memo = {}  # it held what was made on the way
     finally:
         _restore_lookup = previous
-    if plain or not reached:  # a plain stream memoizes nothing (others memoize their tuple)
+    if not reached:  # a plain stream memoizes nothing (the others memoize at least their tuple)
         return values, plain_ids(values)
     # Classes looked up by name are where the lookup holds them; those made here are values.
     bound = lookup if lookup is not None else namespace

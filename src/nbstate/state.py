@@ -101,10 +101,7 @@ def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None, b
             align.learn(written)
             stream.written.extend(w for w in written if w is not None)
 
-    def restart() -> None:  # a try as plain data stopped: the stream is made again
-        align.pos, align.anchor = 0, None
-
-    sink = StreamChunker(store if blobs is not None else None, on_reset=restart)
+    sink = StreamChunker(store if blobs is not None else None, on_reset=align.restart)
     ser = codec.serialize(values, ns, sink=sink, plain=plain)
     if ser.ok:
         sink.close()
@@ -134,6 +131,10 @@ class _Aligner:
         self.tried = 0
         self.paid = 0
         self.proposed: set[str] = set()
+
+    def restart(self) -> None:
+        """The stream is made again from its start (a try as plain data stopped)."""
+        self.pos, self.anchor = 0, None
 
     def batch(self, n: int) -> int:
         """How many of ``n`` chunks to hand the store together: the first few alone while it
@@ -282,8 +283,8 @@ class Tracker:
             other = self._owner(oid)
             if other is not None:
                 out.append((oid, other))
-        for other in self._large.values():
-            if other is own or not any(self.by_name.get(n) is other for n in other.names):
+        for other in self._large.values():  # (all live: _forget takes them out)
+            if other is own:
                 continue
             common = other.ids.intersection(ids)
             if common:
@@ -497,7 +498,7 @@ def load_version_with_ids(
     stream = store.blobs.read_into(m["stream"]["chunks"], m["stream"]["n"])
     # Large raw buffers may come back as copy-on-write mappings of the store's packs.
     buffers = store.blobs.read_many([(b["chunks"], b["n"]) for b in m["buffers"]], allow_map=True)
-    values, ids = codec.load(bytes(stream), buffers, namespace, lookup, plain=bool(m["stream"].get("plain")))
+    values, ids = codec.load(bytes(stream), buffers, namespace, lookup)
     return dict(zip(m["names"], values, strict=True)), ids
 
 

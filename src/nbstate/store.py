@@ -359,7 +359,7 @@ class Store:
         may be patches (codec ``patch``); nothing stored changes. Version 3 to 4: commits gain
         ``changes`` (filled in here for every commit) and ``state_depth`` (0: the old commits
         keep their whole states). Version 4 to 5: streams may be plain (pickled without a memo,
-shared strings as persistent ids); nothing stored changes."""
+        shared strings as persistent ids); nothing stored changes."""
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(blobs)")}
         if "pack" not in columns:
             self.db.execute("ALTER TABLE blobs ADD COLUMN pack TEXT")

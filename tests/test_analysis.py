@@ -401,3 +401,28 @@ def test_long_chains_of_objects_are_looked_into_only_a_few_levels_deep():
     assert globals_reached({"head"}, ns) == (set(), False)  # no RecursionError
     assert globals_reached({"near"}, ns)[0] == {"hits"}
     assert globals_reached({"far"}, ns)[0] == set()  # deeper than looked at
+
+
+def test_code_among_many_plain_items_of_a_container_is_found_and_plain_items_reach_nothing():
+    ns = notebook(
+        """
+        seen = []
+        total = 0
+        class Job:
+            def run(self):
+                seen.append(1)
+        def add(v):
+            global total
+            total += v
+        mixed = [1, 'a', 2.5, None, b'x', (1, 2)] * 40 + [Job, add]  # 240 plain items first
+        methods = {'k': 3, 'run': Job().run}
+        instances = [0.5, Job()]
+        beyond = [0] * 300 + [add]  # past the items a container is looked into for
+        plain = list(range(1000)) + [int, str]
+        """
+    )
+    assert globals_reached({"mixed"}, ns) == ({"seen", "total"}, False)
+    assert globals_reached({"methods"}, ns)[0] == {"seen"}
+    assert globals_reached({"instances"}, ns)[0] == {"seen"}
+    assert globals_reached({"beyond"}, ns)[0] == set()
+    assert globals_reached({"plain"}, ns)[0] == set()

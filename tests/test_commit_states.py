@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_storage import Session
 
 from nbstate import maintenance, porcelain
-from nbstate.store import FORMAT_VERSION, STATE_EVERY, Store, StoreError
+from nbstate.store import FORMAT_VERSION, STATE_EVERY, Store, StoreError, state_changes
 
 NBSTATE = Path(sys.executable).parent / "nbstate"
 CELLS = 2 * STATE_EVERY + 20
@@ -64,6 +66,35 @@ def test_every_state_reads_back_and_only_every_64th_row_holds_a_whole_one(tmp_pa
     depths = [r[0] for r in store.db.execute("SELECT state_depth FROM commits ORDER BY seq")]
     assert whole == [0] * len(whole) and len(whole) == -(-CELLS // STATE_EVERY)
     assert max(depths) == STATE_EVERY - 1 and depths[:3] == [0, 1, 2]
+
+
+def test_the_tracker_keeps_every_stored_name_version_as_the_commits_record_it(tmp_path):
+    s = Session(tmp_path / "st")
+    for i in range(40):
+        if i % 5 == 4:
+            del s.ns[f"v{i - 4}"]
+            commit, _ = s.cell(touched={f"v{i - 4}"})
+        elif i % 3 == 0:
+            s.ns["shared"] = s.ns.get("shared", [])
+            commit, _ = s.cell(**{f"v{i}": s.ns["shared"]})  # joins the co-variable of `shared`
+        else:
+            commit, _ = s.cell(counter=i, **{f"v{i}": [i]})
+        assert s.tracker.versions == commit.state
+        assert s.tracker.versions == {n: cv.version_id for n, cv in s.tracker.by_name.items()}
+
+
+_names = st.sampled_from([f"n{i}" for i in range(8)])
+_states = st.dictionaries(_names, st.integers(1, 5), max_size=8)
+
+
+@given(_states, _states, st.sets(_names))
+def test_changes_found_from_a_hint_are_those_of_comparing_every_name(before, after, hint):
+    full = state_changes(before, after)
+    hinted = state_changes(before, after, hint)
+    assert (hinted.created, hinted.changed, sorted(hinted.deleted)) == (full.created, full.changed, sorted(full.deleted))
+    applied = dict(before)
+    hinted.apply(applied)
+    assert applied == after
 
 
 def test_the_log_shows_what_each_commit_changed(tmp_path):

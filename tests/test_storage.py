@@ -57,7 +57,7 @@ class Session:
             )
             commit = self.store.record(pending)
         for v, live in cp.new:
-            live.version_id = commit.state[v.names[0]]
+            self.tracker.recorded(live, commit.state[v.names[0]])
         return commit, sum(b.stored_size for b in cp.blobs)
 
     def load(self, commit, name):

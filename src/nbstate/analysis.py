@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -205,11 +206,19 @@ def _callables_inside(
 def _callables_among(items: Iterable[Any], namespace: Mapping[str, Any], seen: set[int], depth: int) -> Iterable[types.FunctionType]:
     if depth <= 0:
         return
-    for i, item in enumerate(items):
-        if i >= _CONTAINER_SCAN_LIMIT:
-            break
-        if isinstance(item, (types.FunctionType, types.MethodType, functools.partial)) or _defined_in_notebook(item):
+    sample = list(itertools.islice(items, _CONTAINER_SCAN_LIMIT))
+    # Most containers hold only numbers, strings and library objects: their types, gathered in
+    # C, say so without a Python step per item.
+    kinds = {k for k in set(map(type, sample)) if issubclass(k, _MAY_HOLD_CODE) or _defined_in_notebook(k)}
+    if not kinds:
+        return
+    for item in sample:
+        if type(item) in kinds and (isinstance(item, _CALLABLES) or _defined_in_notebook(item)):
             yield from _callables_inside(item, namespace, seen, depth - 1)
+
+
+_CALLABLES = (types.FunctionType, types.MethodType, functools.partial)
+_MAY_HOLD_CODE = (*_CALLABLES, type)  # a class as an item: whether it is the notebook's is its own
 
 
 def _defined_in_notebook(value: Any) -> bool:

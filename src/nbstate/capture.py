@@ -359,7 +359,8 @@ class Recorder:
                     pending.code_blob = self._record_code(pending, ran=kind == "auto")
                 pending.capture_seconds = time.perf_counter() - t0
                 commit = self.store.record(pending)
-            _assign_version_ids(cp.new, commit)
+            for version, live in cp.new:
+                self.tracker.recorded(live, commit.state[version.names[0]])
             # Only touched names can hold other objects than at the last commit (_rebound saw
             # every name whose object changed): the others keep their entries.
             identities = self._identities
@@ -429,7 +430,7 @@ class Recorder:
 
     def live_versions(self) -> dict[str, int]:
         """Each user name's version id as last recorded (names not yet recorded are absent)."""
-        return {n: cv.version_id for n, cv in self.tracker.by_name.items() if cv.version_id is not None}
+        return dict(self.tracker.versions)
 
     def transform(self, code: str) -> str:
         """A cell's source as IPython would compile it (magics become calls)."""
@@ -510,11 +511,6 @@ def _rebound(identities: dict[str, int], namespace: dict[str, Any], user: Iterab
     changed = {n for n in user if identities.get(n) != id(namespace[n])}
     changed |= {n for n in identities if n not in namespace}
     return changed
-
-
-def _assign_version_ids(new: list[tuple[Any, LiveCoVariable]], commit: Commit) -> None:
-    for version, live in new:
-        live.version_id = commit.state[version.names[0]]
 
 
 __all__ = ["Recorder", "default_store_location", "is_own_magic_cell", "names_in_source"]

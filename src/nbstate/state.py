@@ -240,11 +240,15 @@ class Tracker:
         # of ``_by_id``, whose entries cost about 100 bytes an id.
         self._large: dict[int, LiveCoVariable] = {}
         self.unserializable: dict[str, str] = {}
+        # Each name whose live co-variable is stored -> that version's id: kept in step by
+        # adopt, _forget and recorded, so a checkpoint copies it rather than walking every name.
+        self.versions: dict[str, int] = {}
 
     def _forget(self, covar: LiveCoVariable) -> None:
         for name in covar.names:
             if self.by_name.get(name) is covar:
                 del self.by_name[name]
+                self.versions.pop(name, None)
         self._referring.pop(id(covar), None)
         if self._large.pop(id(covar), None) is None:
             self._stale += len(covar.ids)
@@ -256,6 +260,10 @@ class Tracker:
             if old is not None and old is not covar:
                 self._forget(old)
             self.by_name[name] = covar
+            if covar.version_id is None:
+                self.versions.pop(name, None)
+            else:
+                self.versions[name] = covar.version_id
         if covar.class_refs:
             self._referring[id(covar)] = covar
         if self._stale > max(100_000, len(self._by_id) // 2):
@@ -268,6 +276,13 @@ class Tracker:
             self._large[id(covar)] = covar
         else:
             self._by_id.update(dict.fromkeys(covar.ids, covar))
+
+    def recorded(self, covar: LiveCoVariable, version_id: int) -> None:
+        """The commit that stores ``covar`` was written: its version is ``version_id``."""
+        covar.version_id = version_id
+        for name in covar.names:
+            if self.by_name.get(name) is covar:
+                self.versions[name] = version_id
 
     def _sharing(self, ids: set[int] | codec.IdArray, own: LiveCoVariable | None) -> list[tuple[int, LiveCoVariable]]:
         """(an id, the live co-variable other than ``own`` that reached it) for each co-variable
@@ -403,7 +418,7 @@ class Tracker:
             self.unserializable.pop(n, None)
         for _, live in result.new:
             self.adopt(live)
-        result.kept = {n: cv.version_id for n, cv in self.by_name.items() if cv.version_id is not None}
+        result.kept = dict(self.versions)
         return result
 
     def drop(self, names: set[str]) -> None:

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,17 +175,40 @@ class Changes:
             state.pop(n, None)
 
 
-def state_changes(before: dict[str, int], after: dict[str, int]) -> Changes:
-    """How ``after`` differs from ``before``."""
+def state_changes(before: dict[str, int], after: dict[str, int], hint: Iterable[str] | None = None) -> Changes:
+    """How ``after`` differs from ``before``. ``hint``: the names that most likely differ (a
+    cell's new versions and deletions); the changes found among them are checked by applying
+    them to ``before`` (a copy and a comparison, both in C), and only when that does not give
+    ``after`` is every name compared."""
+    if hint is not None:
+        created, changed, deleted = {}, {}, []
+        for n in hint:
+            v = after.get(n)
+            if v is None:
+                if n in before:
+                    deleted.append(n)
+            elif n not in before:
+                created[n] = v
+            elif before[n] != v:
+                changed[n] = v
+        if len(before) + len(created) - len(deleted) == len(after):
+            probe = Changes(created, changed, deleted)
+            applied = dict(before)
+            probe.apply(applied)
+            if applied == after:
+                return probe
     created = {n: v for n, v in after.items() if n not in before}
     changed = {n: v for n, v in after.items() if n in before and before[n] != v}
     return Changes(created, changed, [n for n in before if n not in after])
 
 
-def encode_state(state: dict[str, int], parent_state: dict[str, int] | None, parent_depth: int) -> tuple[str, str, int]:
+def encode_state(
+    state: dict[str, int], parent_state: dict[str, int] | None, parent_depth: int, hint: Iterable[str] | None = None
+) -> tuple[str, str, int]:
     """The ``state``, ``changes`` and ``state_depth`` columns of a commit whose whole state is
-    ``state``, made on a parent with ``parent_state`` (None: no parent) at ``parent_depth``."""
-    changes = state_changes(parent_state or {}, state)
+    ``state``, made on a parent with ``parent_state`` (None: no parent) at ``parent_depth``
+    (``hint``: as for state_changes)."""
+    changes = state_changes(parent_state or {}, state, hint)
     depth = 0 if parent_state is None or parent_depth + 1 >= STATE_EVERY else parent_depth + 1
     full = json.dumps(dict(sorted(state.items()))) if depth == 0 else ""
     return full, changes.to_json(), depth
@@ -686,19 +709,20 @@ class Store:
                 _commit_id(pending.notebook_id, parent, seq, now), pending.notebook_id, parent, run_id, pending.message,
                 pending.kind, now, pending.code_blob, sum(b.stored_size for b in pending.blobs), seq,
             )
-            self.insert_commit(db, commit, state)
+            self.insert_commit(db, commit, state, {n for v in pending.new_versions for n in v.names}.union(pending.deletes))
             self._advance(db, pending.notebook_id, branch, commit.id)
         self.blobs.committed(pending.blobs)
         return commit
 
-    def insert_commit(self, db: sqlite3.Connection, commit: Commit, state: dict[str, int]) -> None:
+    def insert_commit(self, db: sqlite3.Connection, commit: Commit, state: dict[str, int], hint: Iterable[str] | None = None) -> None:
         """Write the row of ``commit`` (in the open transaction ``db``), whose whole state is
-        ``state``: only what changed against its parent, or all of it every STATE_EVERY commits."""
+        ``state``: only what changed against its parent, or all of it every STATE_EVERY commits
+        (``hint``: the names most likely changed, as for state_changes)."""
         if commit.parent is None:
             parent_state, parent_depth = None, 0
         else:
             parent_state, parent_depth = self._state_and_depth(commit.parent)
-        full, changes, depth = encode_state(state, parent_state, parent_depth)
+        full, changes, depth = encode_state(state, parent_state, parent_depth, hint)
         db.execute(
             f"INSERT INTO commits ({_COMMIT_COLUMNS}, changes, state_depth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (commit.id, commit.notebook_id, commit.parent, commit.cell_run_id, full, commit.message, commit.kind,

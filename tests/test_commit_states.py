@@ -83,6 +83,27 @@ def test_the_tracker_keeps_every_stored_name_version_as_the_commits_record_it(tm
         assert s.tracker.versions == {n: cv.version_id for n, cv in s.tracker.by_name.items()}
 
 
+def test_two_sessions_on_one_branch_record_their_own_states(tmp_path):
+    # Each session's commit follows the other's: its changes are against a state its tracker
+    # never had, and must still rebuild into its own namespace.
+    a, b = Session(tmp_path / "st", "a"), Session(tmp_path / "st", "b")
+    recorded = []
+    for i in range(STATE_EVERY + 10):
+        s = a if i % 3 else b
+        if i % 7 == 6 and "x" in s.ns:
+            del s.ns["x"]
+            commit, _ = s.cell(touched={"x"})
+        else:
+            commit, _ = s.cell(**{"x": [i], f"{'a' if s is a else 'b'}{i % 4}": i})
+        assert commit.state == s.tracker.versions
+        recorded.append((commit.id, dict(commit.state)))
+    a.store.close()
+    b.store.close()
+    store = Store(tmp_path / "st", read_only=True)
+    for cid, state in recorded:
+        assert store.commit(cid).state == state
+
+
 _names = st.sampled_from([f"n{i}" for i in range(8)])
 _states = st.dictionaries(_names, st.integers(1, 5), max_size=8)
 

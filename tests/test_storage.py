@@ -39,6 +39,7 @@ class Session:
     """A namespace recorded into a store cell by cell, without a kernel."""
 
     def __init__(self, root: Path, session_id: str = "s") -> None:
+        self.last: str | None = None  # the last commit, whose state the tracker's versions are
         self.store = Store(root)
         self.store.ensure_notebook("default", None)
         self.store.start_session(session_id, "default", "3", "test")
@@ -53,11 +54,12 @@ class Session:
             cp = self.tracker.checkpoint(names, set(self.ns), self.store.blobs)
             pending = PendingCommit(
                 "default", self.session_id, "cell", None, time.time(), 0.0, sorted(names), [], cp.deleted, None, cp.kept,
-                new_versions=[v for v, _ in cp.new], blobs=cp.blobs, kind=kind, message=message,
+                new_versions=[v for v, _ in cp.new], blobs=cp.blobs, kind=kind, message=message, base=self.last,
             )
             commit = self.store.record(pending)
         for v, live in cp.new:
             self.tracker.recorded(live, commit.state[v.names[0]])
+        self.last = commit.id
         return commit, sum(b.stored_size for b in cp.blobs)
 
     def load(self, commit, name):

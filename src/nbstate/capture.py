@@ -112,6 +112,10 @@ class Recorder:
         self._started = 0.0
         self._raw_cell = ""
         self._identities: dict[str, int] = {}
+        # This session's last commit while the tracker's versions are still its state (None
+        # after a checkout or a failed checkpoint): the next commit's changes are then exactly
+        # what its checkpoint changed.
+        self._base: str | None = None
         self._warned = False
         self._paused_until: float | None = None
         self._disabled: str | None = None  # why checkpoints stopped for good (a damaged database)
@@ -258,6 +262,8 @@ class Recorder:
         return hidden is _MISSING or self.namespace.get(name, _MISSING) is not hidden
 
     def user_names(self) -> set[str]:
+        """The names of the user's variables (a set that may be kept and handed out again: not
+        to be changed)."""
         # IPython adds `_iN` (and `_N`) after every cell: names whose form alone makes them
         # IPython's are set aside once, and so are names whose form makes them the user's (they
         # are, unless IPython hid a value under them). A dict keeps its keys in the order they
@@ -279,9 +285,9 @@ class Recorder:
         except RuntimeError:  # another thread changed the namespace meanwhile: look again next time
             self._seen = None
             plain, tested = self._classify(set(ns) - self._never_user)
-        out = set(plain)
-        out.update(n for n in tested if self.is_user_name(n))
-        return out
+        if not tested:
+            return plain
+        return plain | {n for n in tested if self.is_user_name(n)}
 
     def _added_names(self) -> set[str] | None:
         """The names added to the namespace since user_names last looked, when nothing was
@@ -354,6 +360,7 @@ class Recorder:
                     examined=cp.examined,
                     kind=kind,
                     message=message,
+                    base=self._base,
                 )
                 if self.code_state is not None:
                     pending.code_blob = self._record_code(pending, ran=kind == "auto")
@@ -369,6 +376,7 @@ class Recorder:
             for n in touched & user:
                 identities[n] = id(self.namespace[n])
             self.last_commit = commit
+            self._base = commit.id
             self.last_deleted = list(cp.deleted)
             if self._paused_until is not None:
                 self._paused_until = None
@@ -377,6 +385,7 @@ class Recorder:
         except (Exception, KeyboardInterrupt) as exc:  # an interrupt stops the checkpoint, not the cell
             # What this cell touched, and co-variables serialized but not recorded, are looked
             # at again next time; the store holds at worst unreferenced blobs.
+            self._base = None
             names.update(self._pending)
             names.writes |= {n for n, cv in self.tracker.by_name.items() if cv.version_id is None}
             names.everything |= isinstance(exc, KeyboardInterrupt)  # it may have stopped anywhere
@@ -441,6 +450,7 @@ class Recorder:
 
     def after_restore(self, restored: Iterable[LiveCoVariable], deleted: Iterable[str]) -> None:
         """Bring the tracker in step with a namespace that a checkout just changed."""
+        self._base = None
         self.tracker.drop(set(deleted))
         for live in restored:
             self.tracker.adopt(live)

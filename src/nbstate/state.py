@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from . import codec
@@ -55,7 +56,7 @@ class LiveCoVariable:
 class Checkpoint:
     """What one cell changed, ready to be recorded."""
 
-    kept: dict[str, int]  # every live name whose version is already stored
+    kept: Mapping[str, int]  # every live name whose version is already stored
     new: list[tuple[NewVersion, LiveCoVariable]]
     blobs: list[Written]
     deleted: list[str]
@@ -418,7 +419,7 @@ class Tracker:
             self.unserializable.pop(n, None)
         for _, live in result.new:
             self.adopt(live)
-        result.kept = dict(self.versions)
+        result.kept = MappingProxyType(self.versions)  # read at once by Store.record
         return result
 
     def drop(self, names: set[str]) -> None:

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,11 +175,12 @@ class Changes:
             state.pop(n, None)
 
 
-def state_changes(before: dict[str, int], after: dict[str, int], hint: Iterable[str] | None = None) -> Changes:
+def state_changes(before: dict[str, int], after: dict[str, int], hint: Iterable[str] | None = None, exact: bool = False) -> Changes:
     """How ``after`` differs from ``before``. ``hint``: the names that most likely differ (a
     cell's new versions and deletions); the changes found among them are checked by applying
     them to ``before`` (a copy and a comparison, both in C), and only when that does not give
-    ``after`` is every name compared."""
+    ``after`` is every name compared. ``exact``: the hint is known to name every difference
+    (only the sizes are checked)."""
     if hint is not None:
         created, changed, deleted = {}, {}, []
         for n in hint:
@@ -193,6 +194,8 @@ def state_changes(before: dict[str, int], after: dict[str, int], hint: Iterable[
                 changed[n] = v
         if len(before) + len(created) - len(deleted) == len(after):
             probe = Changes(created, changed, deleted)
+            if exact:
+                return probe
             applied = dict(before)
             probe.apply(applied)
             if applied == after:
@@ -203,12 +206,12 @@ def state_changes(before: dict[str, int], after: dict[str, int], hint: Iterable[
 
 
 def encode_state(
-    state: dict[str, int], parent_state: dict[str, int] | None, parent_depth: int, hint: Iterable[str] | None = None
+    state: dict[str, int], parent_state: dict[str, int] | None, parent_depth: int, hint: Iterable[str] | None = None, exact: bool = False
 ) -> tuple[str, str, int]:
     """The ``state``, ``changes`` and ``state_depth`` columns of a commit whose whole state is
     ``state``, made on a parent with ``parent_state`` (None: no parent) at ``parent_depth``
-    (``hint``: as for state_changes)."""
-    changes = state_changes(parent_state or {}, state, hint)
+    (``hint``, ``exact``: as for state_changes)."""
+    changes = state_changes(parent_state or {}, state, hint, exact)
     depth = 0 if parent_state is None or parent_depth + 1 >= STATE_EVERY else parent_depth + 1
     full = json.dumps(dict(sorted(state.items()))) if depth == 0 else ""
     return full, changes.to_json(), depth
@@ -293,7 +296,7 @@ class PendingCommit:
     writes: list[str]
     deletes: list[str]
     error: str | None
-    kept: dict[str, int]  # name -> existing version id
+    kept: Mapping[str, int]  # name -> existing version id (read once, by Store.record)
     new_versions: list[NewVersion] = field(default_factory=list)
     blobs: list[Written] = field(default_factory=list)
     capture_seconds: float | None = None
@@ -301,6 +304,10 @@ class PendingCommit:
     message: str | None = None
     kind: str = "auto"
     code_blob: str | None = None
+    # The commit whose state ``kept`` and the new versions change, when the writer knows it (its
+    # own last commit): when HEAD is still there, the changes are those of the new versions and
+    # ``deletes`` alone, and the states are not compared name by name.
+    base: str | None = None
 
 
 class Store:
@@ -709,20 +716,23 @@ class Store:
                 _commit_id(pending.notebook_id, parent, seq, now), pending.notebook_id, parent, run_id, pending.message,
                 pending.kind, now, pending.code_blob, sum(b.stored_size for b in pending.blobs), seq,
             )
-            self.insert_commit(db, commit, state, {n for v in pending.new_versions for n in v.names}.union(pending.deletes))
+            hint = {n for v in pending.new_versions for n in v.names}.union(pending.deletes)
+            self.insert_commit(db, commit, state, hint, exact=parent is not None and parent == pending.base)
             self._advance(db, pending.notebook_id, branch, commit.id)
         self.blobs.committed(pending.blobs)
         return commit
 
-    def insert_commit(self, db: sqlite3.Connection, commit: Commit, state: dict[str, int], hint: Iterable[str] | None = None) -> None:
+    def insert_commit(
+        self, db: sqlite3.Connection, commit: Commit, state: dict[str, int], hint: Iterable[str] | None = None, exact: bool = False
+    ) -> None:
         """Write the row of ``commit`` (in the open transaction ``db``), whose whole state is
         ``state``: only what changed against its parent, or all of it every STATE_EVERY commits
-        (``hint``: the names most likely changed, as for state_changes)."""
+        (``hint``, ``exact``: the names most likely changed, or known to be all, as for state_changes)."""
         if commit.parent is None:
             parent_state, parent_depth = None, 0
         else:
             parent_state, parent_depth = self._state_and_depth(commit.parent)
-        full, changes, depth = encode_state(state, parent_state, parent_depth, hint)
+        full, changes, depth = encode_state(state, parent_state, parent_depth, hint, exact)
         db.execute(
             f"INSERT INTO commits ({_COMMIT_COLUMNS}, changes, state_depth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (commit.id, commit.notebook_id, commit.parent, commit.cell_run_id, full, commit.message, commit.kind,

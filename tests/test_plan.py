@@ -113,3 +113,55 @@ def test_pruning_loads_versions_that_load_faster_than_their_cell():
 
     plan = solve([1], {1: VersionNode(1, 0.1, 1)}.__getitem__, fetch_cell, prune=True)
     assert plan.load == [1] and plan.replay == []
+
+
+def test_pruned_plans_match_the_brute_force_with_or_without_a_cut():
+    # with pruning, many graphs have no replay node left: those plans are made without a cut,
+    # and must cost what the best mix costs (within the loads pruning may pay)
+    rng = random.Random(11)
+    direct = 0
+    for _ in range(300):
+        n = rng.randint(1, 6)
+        cells, versions = [], []
+        for i in range(1, n + 1):
+            inputs = [j for j in range(1, i) if rng.random() < 0.4]
+            cells.append(cell(i, i, rng.choice([0.01, 0.5, 3.0, 20.0]), inputs, (i,)))
+            versions.append(VersionNode(i, rng.choice([0.05, 1.0, 5.0, INF]), i if rng.random() < 0.8 else None))
+        v, c = graph(cells, versions)
+        targets = rng.sample(range(1, n + 1), rng.randint(1, n))
+        best = min(
+            _cost(set(r), targets, cells, versions) for k in range(n + 1) for r in itertools.combinations(range(1, n + 1), k)
+            if all(versions[x - 1].produced_by == x for x in r)
+        )
+        if math.isinf(best):
+            with pytest.raises(Infeasible):
+                solve(targets, v, c)
+            continue
+        plan = solve(targets, v, c)
+        if not plan.replay:
+            direct += 1
+        assert plan.seconds >= best - 1e-9
+        assert plan.seconds <= best + sum(versions[t - 1].load_seconds for t in targets if not math.isinf(versions[t - 1].load_seconds)) + 1e-9
+        # the plan restores every target: loaded, or made by a replayed cell
+        assert all(t in plan.load or versions[t - 1].produced_by in plan.replay for t in targets)
+        assert plan.seconds == pytest.approx(_cost(set(plan.replay), targets, cells, versions))
+    assert direct > 50  # the direct path was exercised
+
+
+def test_a_plan_that_only_loads_needs_no_graph_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, math\n"
+        "from nbstate.plan import CellNode, VersionNode, solve\n"
+        "cells = {1: CellNode(1, 1, 5.0, frozenset(), frozenset({1}))}\n"
+        "versions = {1: VersionNode(1, 0.1, 1), 2: VersionNode(2, 0.2, None)}\n"
+        "plan = solve([1, 2], versions.__getitem__, cells.get)\n"
+        "assert plan.load == [1, 2] and plan.replay == [] and math.isclose(plan.seconds, 0.3), plan\n"
+        "assert 'networkx' not in sys.modules\n"
+        "versions[1] = VersionNode(1, 9.0, 1)\n"
+        "assert solve([1], versions.__getitem__, cells.get).replay == [1]\n"
+        "assert 'networkx' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -20,6 +20,10 @@ cheapest plan; "load everything loadable" and "replay everything" are both feasi
 plan is never worse than either under the same costs. Unloadable versions (not serializable,
 damaged, from another Python) cost infinity to load; versions no cell can reproduce (the state
 a session started with) cost infinity to recompute.
+
+When no cell is worth replaying (the usual case: every version loads faster than its cell ran),
+the graph has no replay node and its minimum cut is plain: load every target. That plan is
+made directly, without building the graph (networkx is imported only when a cut is needed).
 """
 
 from __future__ import annotations
@@ -27,8 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-
-import networkx as nx
+from typing import Any
 
 INFINITE = math.inf
 # What replaying a cell is expected to cost beyond its recorded duration: runs vary, and a
@@ -101,12 +104,8 @@ def solve(
     another reason would have given the version for free: at most the load time).
     """
     targets = sorted(set(targets))
-    graph = nx.DiGraph()
     src, sink = "source", "sink"
-    graph.add_node(src)
-    graph.add_node(sink)
-    for t in targets:
-        graph.add_edge(src, ("need", t))  # no capacity attribute: infinite in networkx
+    edges: list[tuple[Any, Any, float | None]] = [(src, ("need", t), None) for t in targets]  # None: infinite
     versions: dict[int, VersionNode] = {}
     cells: dict[int, CellNode] = {}
     work = list(targets)
@@ -116,22 +115,46 @@ def solve(
             continue
         node = versions[v] = version(v)
         load = node.load_seconds
-        if math.isinf(load):
-            graph.add_edge(("need", v), ("recompute", v))
-        else:
-            graph.add_edge(("need", v), ("recompute", v), capacity=load)
+        edges.append((("need", v), ("recompute", v), None if math.isinf(load) else load))
         c = cells.get(node.produced_by) if node.produced_by in cells else (cell(node.produced_by) if node.produced_by is not None else None)
         if c is None or (prune and load <= c.duration):
-            graph.add_edge(("recompute", v), sink)  # recomputing it is impossible (or never better)
+            edges.append((("recompute", v), sink, None))  # recomputing it is impossible (or never better)
             continue
-        graph.add_edge(("recompute", v), ("replay", c.id))
+        edges.append((("recompute", v), ("replay", c.id), None))
         if c.id in cells:
             continue
         cells[c.id] = c
-        graph.add_edge(("replay", c.id), sink, capacity=c.duration)
+        edges.append((("replay", c.id), sink, c.duration))
         for u in c.inputs:
-            graph.add_edge(("replay", c.id), ("need", u))
+            edges.append((("replay", c.id), ("need", u), None))
             work.append(u)
+    if not cells:
+        # Only targets were reached, each cut off from the sink by its load alone.
+        if any(math.isinf(versions[t].load_seconds) for t in targets):
+            raise Infeasible("some version can be neither loaded nor recomputed from what was recorded")
+        plan = Plan(load=list(targets), seconds=sum(versions[t].load_seconds for t in targets))
+    else:
+        plan = _cut(edges, src, sink)
+        plan.replay.sort(key=lambda c: cells[c].order)
+    plan.load_all_seconds = sum(versions[t].load_seconds for t in targets)
+    plan.replay_all_seconds = sum(c.duration for c in cells.values()) + sum(
+        v.load_seconds for v in versions.values() if v.produced_by not in cells and _is_needed(v.id, targets, cells)
+    )
+    return plan
+
+
+def _cut(edges: list[tuple[Any, Any, float | None]], src: str, sink: str) -> Plan:
+    """The plan of the graph's minimum cut (versions to load, cells to replay, unordered)."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    graph.add_node(src)
+    graph.add_node(sink)
+    for a, b, capacity in edges:
+        if capacity is None:
+            graph.add_edge(a, b)  # no capacity attribute: infinite in networkx
+        else:
+            graph.add_edge(a, b, capacity=capacity)
     try:
         cost, (source_side, _) = nx.minimum_cut(graph, src, sink)
     except nx.NetworkXUnbounded:
@@ -143,11 +166,6 @@ def solve(
         elif isinstance(node, tuple) and node[0] == "replay":
             plan.replay.append(node[1])
     plan.load.sort()
-    plan.replay.sort(key=lambda c: cells[c].order)
-    plan.load_all_seconds = sum(versions[t].load_seconds for t in targets)
-    plan.replay_all_seconds = sum(c.duration for c in cells.values()) + sum(
-        v.load_seconds for v in versions.values() if v.produced_by not in cells and _is_needed(v.id, targets, cells)
-    )
     return plan
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import gc
 import io
 import math
 import re
 import time
 from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,7 +283,65 @@ def restore_state(
     between loading and replaying; a load or replay that fails is ruled out and the plan made
     again. Returns the report and, per restored version, its values with the live co-variable to
     adopt. Raises CheckoutError, leaving the namespace untouched, when nothing works.
+
+    The cyclic collector is off meanwhile, except while replayed cells run (see
+    ``_collector_paused``).
     """
+    with _collector_paused():
+        return _restore_state(store, namespace, current, target, transform, python_changed, check_blobs)
+
+
+# Whether a restore in progress turned the cyclic collector off (restores run in the kernel's
+# main thread, one at a time).
+_paused = False
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic collector off while values are rebuilt. Every object a load makes is kept
+    (it is part of a restored value), so a collection on the way frees nothing of it; yet a
+    restore makes enough objects to set off collections, and a full one walks every object
+    of the kernel (tens of milliseconds once large libraries are imported). What the restore
+    made is looked at by the next collection that comes, once."""
+    global _paused
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    _paused = True
+    try:
+        yield
+    finally:
+        _paused = False
+        gc.enable()
+
+
+@contextlib.contextmanager
+def _collector_resumed() -> Iterator[None]:
+    """The collector as it was around user code replayed during a restore: a cell may make
+    cyclic garbage in a loop, which must be freed as it goes."""
+    global _paused
+    if not _paused:
+        yield
+        return
+    _paused = False
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.disable()
+        _paused = True
+
+
+def _restore_state(
+    store: Store,
+    namespace: dict[str, Any],
+    current: Mapping[str, int],
+    target: Commit,
+    transform: Callable[[str], str],
+    python_changed: bool,
+    check_blobs: bool,
+) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
     t0 = time.perf_counter()
     report = CheckoutReport(commit=target.id, branch=None)
     wanted = target.state
@@ -398,7 +457,7 @@ def _execute(
             )
         try:
             code = compile(transform(run.code), f"<nbstate replay of cell [{run.execution_count}]>", "exec")
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with _collector_resumed(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 exec(code, iso)
         except Exception as exc:
             raise ReplayError(run_id, f"replaying cell [{run.execution_count}] failed: {type(exc).__name__}: {exc}") from None

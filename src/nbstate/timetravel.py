@@ -143,7 +143,7 @@ class History:
 
     def __init__(
         self, store: Store, unloadable: set[int] | None = None, python_changed: bool = False, check_blobs: bool = False,
-        bandwidth: float | None = None,
+        bandwidth: float | None = None, throughput: float | None = None,
     ) -> None:
         self.store = store
         # Bytes per second of the link a bundle crosses (export --bandwidth): a version's stored
@@ -155,7 +155,8 @@ class History:
         self.check_blobs = check_blobs
         self.unreplayable: dict[int, str] = {}
         self.python_changed = python_changed
-        self.throughput = store.read_throughput()
+        # Bytes per second a load reads and decodes at: the store's measured rate unless given.
+        self.throughput = throughput if throughput is not None else store.read_throughput()
         self.versions: dict[int, VariableVersion] = {}
         self.cells: dict[int, CellNode] = {}
         self._runs: dict[int, tuple[Any, Commit, dict[str, int]]] = {}
@@ -276,6 +277,7 @@ def restore_state(
     transform: Callable[[str], str] = lambda code: code,
     python_changed: bool = False,
     check_blobs: bool = False,
+    throughput: float | None = None,
 ) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
     """Build every value of ``target`` that differs from ``current`` aside, then swap them in.
 
@@ -283,12 +285,13 @@ def restore_state(
     between loading and replaying; a load or replay that fails is ruled out and the plan made
     again. Returns the report and, per restored version, its values with the live co-variable to
     adopt. Raises CheckoutError, leaving the namespace untouched, when nothing works.
+    ``throughput``: the read rate to plan with (default: the store's, measured once).
 
     The cyclic collector is off meanwhile, except while replayed cells run (see
     ``_collector_paused``).
     """
     with _collector_paused():
-        return _restore_state(store, namespace, current, target, transform, python_changed, check_blobs)
+        return _restore_state(store, namespace, current, target, transform, python_changed, check_blobs, throughput)
 
 
 # Whether a restore in progress turned the cyclic collector off (restores run in the kernel's
@@ -341,6 +344,7 @@ def _restore_state(
     transform: Callable[[str], str],
     python_changed: bool,
     check_blobs: bool,
+    throughput: float | None,
 ) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
     t0 = time.perf_counter()
     report = CheckoutReport(commit=target.id, branch=None)
@@ -357,7 +361,7 @@ def _restore_state(
     report.deleted = sorted(n for n in current if n not in wanted)
     to_restore = sorted({vid for n, vid in wanted.items() if n not in same})
     kept_values = {n: namespace[n] for n in report.kept if n in namespace}
-    history = History(store, python_changed=python_changed, check_blobs=check_blobs)
+    history = History(store, python_changed=python_changed, check_blobs=check_blobs, throughput=throughput)
     failures: list[str] = []
     while True:
         try:

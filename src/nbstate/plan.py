@@ -23,7 +23,8 @@ a session started with) cost infinity to recompute.
 
 When no cell is worth replaying (the usual case: every version loads faster than its cell ran),
 the graph has no replay node and its minimum cut is plain: load every target. That plan is
-made directly, without building the graph (networkx is imported only when a cut is needed).
+made directly; otherwise ``min_cut`` (Dinic's maximum flow, here: a graph library would cost
+more to import than these graphs take to cut) finds it.
 """
 
 from __future__ import annotations
@@ -145,28 +146,93 @@ def solve(
 
 def _cut(edges: list[tuple[Any, Any, float | None]], src: str, sink: str) -> Plan:
     """The plan of the graph's minimum cut (versions to load, cells to replay, unordered)."""
-    import networkx as nx
-
-    graph = nx.DiGraph()
-    graph.add_node(src)
-    graph.add_node(sink)
-    for a, b, capacity in edges:
-        if capacity is None:
-            graph.add_edge(a, b)  # no capacity attribute: infinite in networkx
-        else:
-            graph.add_edge(a, b, capacity=capacity)
-    try:
-        cost, (source_side, _) = nx.minimum_cut(graph, src, sink)
-    except nx.NetworkXUnbounded:
-        raise Infeasible("some version can be neither loaded nor recomputed from what was recorded") from None
+    index: dict[Any, int] = {src: 0, sink: 1}
+    numbered = [(index.setdefault(a, len(index)), index.setdefault(b, len(index)), INFINITE if c is None else c) for a, b, c in edges]
+    cost, source_side = min_cut(len(index), numbered, 0, 1)
+    nodes = list(index)
+    side = {nodes[i] for i in source_side}
     plan = Plan(seconds=cost)
-    for node in source_side:
-        if isinstance(node, tuple) and node[0] == "need" and ("recompute", node[1]) not in source_side:
+    for node in side:
+        if isinstance(node, tuple) and node[0] == "need" and ("recompute", node[1]) not in side:
             plan.load.append(node[1])
         elif isinstance(node, tuple) and node[0] == "replay":
             plan.replay.append(node[1])
     plan.load.sort()
     return plan
+
+
+def min_cut(n: int, edges: list[tuple[int, int, float]], s: int, t: int) -> tuple[float, set[int]]:
+    """The value of a minimum s-t cut of a directed graph of nodes 0..n-1 and the source side of
+    the largest such cut: every node but those that reach the sink in the residual graph of a
+    maximum flow (the same set for every maximum flow, and the side networkx's minimum_cut
+    gives). Capacities may be infinite; raises Infeasible when an infinite path joins s to t. Dinic's algorithm: breadth-first levels, then blocking flows
+    along them, all without recursion (a long chain of cells makes a deep graph)."""
+    head: list[list[int]] = [[] for _ in range(n)]
+    to: list[int] = []
+    cap: list[float] = []
+    for u, v, c in edges:
+        head[u].append(len(to))
+        to.append(v)
+        cap.append(c)
+        head[v].append(len(to))
+        to.append(u)
+        cap.append(0.0)
+    if t in _reached(s, head, to, lambda e: cap[e] == INFINITE):
+        raise Infeasible("some version can be neither loaded nor recomputed from what was recorded")
+    eps = 1e-12 * (1.0 + sum(c for c in cap if c != INFINITE))
+    flow = 0.0
+    while True:
+        level = [-1] * n
+        level[s] = 0
+        queue = [s]
+        for u in queue:
+            for e in head[u]:
+                if cap[e] > eps and level[to[e]] < 0:
+                    level[to[e]] = level[u] + 1
+                    queue.append(to[e])
+        if level[t] < 0:
+            break
+        nxt = [0] * n
+        while True:
+            path: list[int] = []
+            u = s
+            while u != t:
+                edges_u = head[u]
+                while nxt[u] < len(edges_u):
+                    e = edges_u[nxt[u]]
+                    if cap[e] > eps and level[to[e]] == level[u] + 1:
+                        break
+                    nxt[u] += 1
+                if nxt[u] < len(edges_u):
+                    e = edges_u[nxt[u]]
+                    path.append(e)
+                    u = to[e]
+                elif u == s:
+                    break
+                else:  # a dead end: never try it again in this phase
+                    level[u] = -1
+                    u = to[path.pop() ^ 1]
+                    nxt[u] += 1
+            if u != t:
+                break
+            pushed = min(cap[e] for e in path)
+            for e in path:
+                cap[e] -= pushed
+                cap[e ^ 1] += pushed
+            flow += pushed
+    return flow, set(range(n)) - _reached(t, head, to, lambda e: cap[e ^ 1] > eps)
+
+
+def _reached(s: int, head: list[list[int]], to: list[int], usable: Callable[[int], bool]) -> set[int]:
+    """The nodes reached from ``s`` by the edges ``usable`` accepts (edge ids, from ``head``)."""
+    seen = {s}
+    queue = [s]
+    for u in queue:
+        for e in head[u]:
+            if to[e] not in seen and usable(e):
+                seen.add(to[e])
+                queue.append(to[e])
+    return seen
 
 
 def _is_needed(v: int, targets: list[int], cells: Mapping[int, CellNode]) -> bool:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_security import resign
 
 from nbstate import trust
@@ -222,3 +224,26 @@ def test_import_into_a_kernel_without_a_package_changes_nothing(start_kernel, tm
     assert snapshot(b) == before
     assert os.environ.get("XDG_CONFIG_HOME")  # the tests' own key signed it
     assert trust.load_key() is not None
+
+
+def test_a_line_is_parsed_by_its_verb_alone_as_by_the_whole_parser():
+    # A line that names a verb is parsed by a parser knowing that verb only (quicker to build):
+    # the same arguments come out, and the same errors.
+    from IPython.core.error import UsageError
+
+    from nbstate.magics import build_parser, parse_line
+
+    whole = build_parser()
+    lines = [
+        "log", "log -n 3 --json --all", "status --json", "undo 2", "checkout @{-1} --code", "commit -m 'a message'",
+        "branch -m old new", "branch -d x y", "tag v1 HEAD~2", "diff a b", "export out.nbstate --history --bandwidth 10MB/s",
+        "import s3://bucket/x --plan-only --trust", "init nb.ipynb --store /tmp/s",
+    ]
+    for line in lines:
+        assert parse_line(line) == whole.parse_args(shlex.split(line)), line
+    for bad in ["import", "log -n 0", "undo x", "commit", "nope", "", "export a --bogus"]:
+        with pytest.raises(UsageError) as mine:
+            parse_line(bad)
+        with pytest.raises(UsageError) as theirs:
+            whole.parse_args(shlex.split(bad))
+        assert str(mine.value).splitlines()[0] == str(theirs.value).splitlines()[0], bad

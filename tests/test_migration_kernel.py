@@ -140,3 +140,23 @@ def test_a_bundle_for_a_slow_link_ships_what_its_plan_loads_and_the_import_repla
     assert "missing" not in r.stdout + r.stderr and "used another way" not in r.stdout, r.stdout
     assert "replayed" in r.stdout and "derived" in r.stdout.split("replayed", 1)[1]
     assert b.value("[float(base.sum()), float(derived.sum()), small]") == expected
+
+
+def test_the_import_follows_the_plan_it_shows_without_measuring_the_new_store(start_kernel, tmp_path):
+    # The plan is made with the read rate of the bundle (the default for a store nobody wrote
+    # here); the restore plans with the same rate, rather than reading blobs just copied.
+    (tmp_path / "a").mkdir()
+    a = start_kernel(tmp_path / "a")
+    for cell in SESSION:
+        a.ok(cell)
+    expected = state_summary(a)
+    a.ok(f"%nbstate export {tmp_path / 'bundle'}")
+    (tmp_path / "b").mkdir()
+    b = start_kernel(tmp_path / "b")
+    shown = b.ok(f"%nbstate import {tmp_path / 'bundle'} --plan-only").stdout
+    loads = sorted(shown.split("load:", 1)[1].splitlines()[0].replace(",", " ").split())
+    r = b.ok(f"%nbstate import {tmp_path / 'bundle'}")
+    assert "loaded " + ", ".join(loads) + ";" in r.stdout  # every variable, as the plan said
+    assert state_summary(b) == expected
+    rate = b.value("__import__('sqlite3').connect('.nbstate/nbstate.sqlite').execute(\"SELECT value FROM meta WHERE key='read_throughput'\").fetchall()")
+    assert rate == []

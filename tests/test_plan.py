@@ -113,3 +113,91 @@ def test_pruning_loads_versions_that_load_faster_than_their_cell():
 
     plan = solve([1], {1: VersionNode(1, 0.1, 1)}.__getitem__, fetch_cell, prune=True)
     assert plan.load == [1] and plan.replay == []
+
+
+def test_pruned_plans_match_the_brute_force_with_or_without_a_cut():
+    # with pruning, many graphs have no replay node left: those plans are made without a cut,
+    # and must cost what the best mix costs (within the loads pruning may pay)
+    rng = random.Random(11)
+    direct = 0
+    for _ in range(300):
+        n = rng.randint(1, 6)
+        cells, versions = [], []
+        for i in range(1, n + 1):
+            inputs = [j for j in range(1, i) if rng.random() < 0.4]
+            cells.append(cell(i, i, rng.choice([0.01, 0.5, 3.0, 20.0]), inputs, (i,)))
+            versions.append(VersionNode(i, rng.choice([0.05, 1.0, 5.0, INF]), i if rng.random() < 0.8 else None))
+        v, c = graph(cells, versions)
+        targets = rng.sample(range(1, n + 1), rng.randint(1, n))
+        best = min(
+            _cost(set(r), targets, cells, versions) for k in range(n + 1) for r in itertools.combinations(range(1, n + 1), k)
+            if all(versions[x - 1].produced_by == x for x in r)
+        )
+        if math.isinf(best):
+            with pytest.raises(Infeasible):
+                solve(targets, v, c)
+            continue
+        plan = solve(targets, v, c)
+        if not plan.replay:
+            direct += 1
+        assert plan.seconds >= best - 1e-9
+        assert plan.seconds <= best + sum(versions[t - 1].load_seconds for t in targets if not math.isinf(versions[t - 1].load_seconds)) + 1e-9
+        # the plan restores every target: loaded, or made by a replayed cell
+        assert all(t in plan.load or versions[t - 1].produced_by in plan.replay for t in targets)
+        assert plan.seconds == pytest.approx(_cost(set(plan.replay), targets, cells, versions))
+    assert direct > 50  # the direct path was exercised
+
+
+def test_planning_imports_no_graph_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, math\n"
+        "from nbstate.plan import CellNode, VersionNode, solve\n"
+        "cells = {1: CellNode(1, 1, 5.0, frozenset(), frozenset({1}))}\n"
+        "versions = {1: VersionNode(1, 0.1, 1), 2: VersionNode(2, 0.2, None)}\n"
+        "plan = solve([1, 2], versions.__getitem__, cells.get)\n"
+        "assert plan.load == [1, 2] and plan.replay == [] and math.isclose(plan.seconds, 0.3), plan\n"
+        "versions[1] = VersionNode(1, 9.0, 1)\n"
+        "assert solve([1], versions.__getitem__, cells.get).replay == [1]\n"
+        "assert 'networkx' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_min_cut_agrees_with_networkx_on_random_graphs():
+    # the value, and the source side (the largest minimum cut's: the same for every maximum flow)
+    nx = pytest.importorskip("networkx")
+    from nbstate.plan import min_cut
+
+    rng = random.Random(3)
+    for _ in range(400):
+        n = rng.randint(2, 12)
+        edges = {}
+        for _ in range(rng.randint(1, 3 * n)):
+            u, v = rng.randrange(n), rng.randrange(n)
+            if u != v:
+                edges[(u, v)] = rng.choice([INF, 0.0005, 0.01, 0.5, 1.0, 3.0, 20.0, rng.random()])
+        g = nx.DiGraph()
+        g.add_nodes_from(range(n))
+        for (u, v), c in edges.items():
+            g.add_edge(u, v) if math.isinf(c) else g.add_edge(u, v, capacity=c)
+        try:
+            value, (side, _) = nx.minimum_cut(g, 0, 1)
+        except nx.NetworkXUnbounded:
+            with pytest.raises(Infeasible):
+                min_cut(n, [(u, v, c) for (u, v), c in edges.items()], 0, 1)
+            continue
+        mine, my_side = min_cut(n, [(u, v, c) for (u, v), c in edges.items()], 0, 1)
+        assert mine == pytest.approx(value)
+        assert my_side == set(side)
+
+
+def test_min_cut_of_a_long_chain_needs_no_deep_recursion():
+    from nbstate.plan import min_cut
+
+    n = 20_000
+    edges = [(i, i + 1, INF) for i in range(2, n - 1)] + [(0, 2, INF), (n - 1, 1, 2.5)]
+    value, side = min_cut(n, edges, 0, 1)
+    assert value == 2.5 and side == set(range(n)) - {1}

@@ -202,3 +202,26 @@ def test_checkout_code_without_a_known_notebook_restores_variables_only(kernel):
     r = kernel.ok("%nbstate checkout HEAD~1 --code")
     assert "no notebook file is known" in r.stdout
     assert kernel.value("w") == 1
+
+
+def test_the_collector_is_off_while_values_load_and_on_while_cells_replay(kernel, tmp_path):
+    # A loaded object's __setstate__ and a replayed cell note whether the cyclic collector runs.
+    (tmp_path / "gc_probe.py").write_text(
+        "import gc\nseen = []\n\n"
+        "class Probe:\n"
+        "    def __init__(self, x):\n        self.x = x\n"
+        "    def __setstate__(self, state):\n        seen.append(('load', gc.isenabled()))\n        self.__dict__.update(state)\n"
+    )
+    kernel.ok("import gc, threading, gc_probe\np = gc_probe.Probe(1)")
+    kernel.ok("lock = threading.Lock()\ngc_probe.seen.append(('cell', gc.isenabled()))")
+    kernel.ok("p = gc_probe.Probe(2)\ndel lock")
+    kernel.ok("gc_probe.seen.clear()")
+    r = kernel.ok("%nbstate checkout HEAD~2")
+    assert "loaded p" in r.stdout and "replayed lock" in r.stdout
+    assert kernel.value("p.x") == 1
+    assert kernel.value("sorted(set(gc_probe.seen))") == [["cell", True], ["load", False]]
+    assert kernel.value("gc.isenabled()") is True
+    # a kernel that turned the collector off itself finds it off after a checkout too
+    kernel.ok("gc.disable()")
+    kernel.ok("%nbstate checkout main")
+    assert kernel.value("[p.x, gc.isenabled()]") == [2, False]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -419,6 +418,8 @@ def _package_versions(modules: set[str]) -> dict[str, str]:
 
 
 def _version_of(dist: str) -> str:
+    import importlib.metadata  # (only an export needs it: imported then, not with the extension)
+
     try:
         return f"{dist}=={importlib.metadata.version(dist)}"
     except importlib.metadata.PackageNotFoundError:
@@ -427,6 +428,8 @@ def _version_of(dist: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _distributions_scan() -> dict[str, list[str]]:
+    import importlib.metadata
+
     return importlib.metadata.packages_distributions()
 
 

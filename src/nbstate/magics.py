@@ -31,52 +31,76 @@ class _HelpShown(Exception):
     pass
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _LeftOut:
+    """Takes the arguments of a verb the parser leaves out."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+_LEFT_OUT = _LeftOut()
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``%nbstate`` lines; with ``verb``, one that knows that verb alone (what a
+    line naming it needs: building every verb's parser takes longer than most verbs' work)."""
     parser = _Parser(prog="%nbstate", description="Time travel for this kernel's state.")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    p = sub.add_parser("log", help="the history of this notebook's state")
+
+    def add(name: str, help: str) -> Any:
+        return sub.add_parser(name, help=help) if verb in (None, name) else _LEFT_OUT
+
+    p = add("log", help="the history of this notebook's state")
     p.add_argument("-n", type=porcelain.positive_int, default=None, help="show at most N commits (default: the newest 100; --json: all)")
     p.add_argument("--all", action="store_true", help="commits of every branch, not only HEAD's history")
     p.add_argument("--graph", action="store_true", help="draw the commit graph")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p = sub.add_parser("status", help="store, HEAD, branch, variables that cannot be stored")
+    p = add("status", help="store, HEAD, branch, variables that cannot be stored")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("undo", help="variable state back N cell runs (code untouched)")
+    p = add("undo", help="variable state back N cell runs (code untouched)")
     p.add_argument("n", nargs="?", type=porcelain.positive_int, default=1)
-    p = sub.add_parser("checkout", help="restore the state of REF: commit id/prefix, branch, tag, HEAD~N, @{-1}")
+    p = add("checkout", help="restore the state of REF: commit id/prefix, branch, tag, HEAD~N, @{-1}")
     p.add_argument("ref")
     p.add_argument("--code", action="store_true", help="also write that commit's cells back into the notebook file")
-    p = sub.add_parser("commit", help="a named checkpoint of the current state")
+    p = add("commit", help="a named checkpoint of the current state")
     p.add_argument("-m", "--message", required=True)
-    p = sub.add_parser("branch", help="list branches, create NAME, delete (-d) or rename (-m OLD NEW)")
+    p = add("branch", help="list branches, create NAME, delete (-d) or rename (-m OLD NEW)")
     p.add_argument("names", nargs="*")
     p.add_argument("-d", "--delete", action="store_true")
     p.add_argument("-m", "--move", action="store_true")
-    p = sub.add_parser("tag", help="list tags, tag REF (default HEAD) as NAME, or delete (-d)")
+    p = add("tag", help="list tags, tag REF (default HEAD) as NAME, or delete (-d)")
     p.add_argument("names", nargs="*")
     p.add_argument("-d", "--delete", action="store_true")
-    p = sub.add_parser("diff", help="variables and code that differ between two commits (default HEAD~1 HEAD)")
+    p = add("diff", help="variables and code that differ between two commits (default HEAD~1 HEAD)")
     p.add_argument("a", nargs="?")
     p.add_argument("b", nargs="?")
-    p = sub.add_parser("export", help="write a state to DEST: a directory, DEST.nbstate, or s3://bucket/prefix")
+    p = add("export", help="write a state to DEST: a directory, DEST.nbstate, or s3://bucket/prefix")
     p.add_argument("dest")
     p.add_argument("--ref", default="HEAD")
     p.add_argument("--history", action="store_true", help="carry the whole commit graph along")
     p.add_argument("--bandwidth", default=None, help="e.g. 100MB/s: how fast the bytes will travel")
-    p = sub.add_parser("import", help="restore the state a bundle holds into this kernel")
+    p = add("import", help="restore the state a bundle holds into this kernel")
     p.add_argument("src")
     p.add_argument("--plan-only", action="store_true", help="print what would be loaded and replayed; change nothing")
     p.add_argument("--trust", action="store_true", help="import a bundle your key did not sign (it runs code made elsewhere)")
-    p = sub.add_parser("init", help="choose the store (and the notebook file) for this kernel")
+    p = add("init", help="choose the store (and the notebook file) for this kernel")
     p.add_argument("notebook", nargs="?", default=None, help="path of the notebook this kernel runs")
     p.add_argument("--store", default=None, help="store directory (default: $NBSTATE_STORE or ./.nbstate)")
     return parser
 
 
+VERBS = ("log", "status", "undo", "checkout", "commit", "branch", "tag", "diff", "export", "import", "init")
+
+
 @functools.cache
-def _parser() -> argparse.ArgumentParser:
-    """The parser, built once (building it takes longer than most verbs' work)."""
-    return build_parser()
+def _parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser for lines that start with ``verb`` (None: any line), built once."""
+    return build_parser(verb if verb in VERBS else None)
+
+
+def parse_line(line: str) -> argparse.Namespace:
+    words = shlex.split(line)
+    return _parser(words[0] if words and words[0] in VERBS else None).parse_args(words)
 
 
 @magics_class
@@ -90,7 +114,7 @@ class NbstateMagics(Magics):
     def nbstate(self, line: str) -> None:
         """Time travel for this kernel: %nbstate log | status | init. `%nbstate -h` for help."""
         try:
-            args = _parser().parse_args(shlex.split(line))
+            args = parse_line(line)
         except _HelpShown as shown:
             print(_parser().format_help() if not str(shown) else str(shown))
             return

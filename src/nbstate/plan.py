@@ -20,6 +20,11 @@ cheapest plan; "load everything loadable" and "replay everything" are both feasi
 plan is never worse than either under the same costs. Unloadable versions (not serializable,
 damaged, from another Python) cost infinity to load; versions no cell can reproduce (the state
 a session started with) cost infinity to recompute.
+
+When no cell is worth replaying (the usual case: every version loads faster than its cell ran),
+the graph has no replay node and its minimum cut is plain: load every target. That plan is
+made directly; otherwise ``min_cut`` (Dinic's maximum flow, here: a graph library would cost
+more to import than these graphs take to cut) finds it.
 """
 
 from __future__ import annotations
@@ -27,8 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-
-import networkx as nx
+from typing import Any
 
 INFINITE = math.inf
 # What replaying a cell is expected to cost beyond its recorded duration: runs vary, and a
@@ -101,12 +105,8 @@ def solve(
     another reason would have given the version for free: at most the load time).
     """
     targets = sorted(set(targets))
-    graph = nx.DiGraph()
     src, sink = "source", "sink"
-    graph.add_node(src)
-    graph.add_node(sink)
-    for t in targets:
-        graph.add_edge(src, ("need", t))  # no capacity attribute: infinite in networkx
+    edges: list[tuple[Any, Any, float | None]] = [(src, ("need", t), None) for t in targets]  # None: infinite
     versions: dict[int, VersionNode] = {}
     cells: dict[int, CellNode] = {}
     work = list(targets)
@@ -116,39 +116,123 @@ def solve(
             continue
         node = versions[v] = version(v)
         load = node.load_seconds
-        if math.isinf(load):
-            graph.add_edge(("need", v), ("recompute", v))
-        else:
-            graph.add_edge(("need", v), ("recompute", v), capacity=load)
+        edges.append((("need", v), ("recompute", v), None if math.isinf(load) else load))
         c = cells.get(node.produced_by) if node.produced_by in cells else (cell(node.produced_by) if node.produced_by is not None else None)
         if c is None or (prune and load <= c.duration):
-            graph.add_edge(("recompute", v), sink)  # recomputing it is impossible (or never better)
+            edges.append((("recompute", v), sink, None))  # recomputing it is impossible (or never better)
             continue
-        graph.add_edge(("recompute", v), ("replay", c.id))
+        edges.append((("recompute", v), ("replay", c.id), None))
         if c.id in cells:
             continue
         cells[c.id] = c
-        graph.add_edge(("replay", c.id), sink, capacity=c.duration)
+        edges.append((("replay", c.id), sink, c.duration))
         for u in c.inputs:
-            graph.add_edge(("replay", c.id), ("need", u))
+            edges.append((("replay", c.id), ("need", u), None))
             work.append(u)
-    try:
-        cost, (source_side, _) = nx.minimum_cut(graph, src, sink)
-    except nx.NetworkXUnbounded:
-        raise Infeasible("some version can be neither loaded nor recomputed from what was recorded") from None
-    plan = Plan(seconds=cost)
-    for node in source_side:
-        if isinstance(node, tuple) and node[0] == "need" and ("recompute", node[1]) not in source_side:
-            plan.load.append(node[1])
-        elif isinstance(node, tuple) and node[0] == "replay":
-            plan.replay.append(node[1])
-    plan.load.sort()
-    plan.replay.sort(key=lambda c: cells[c].order)
+    if not cells:
+        # Only targets were reached, each cut off from the sink by its load alone.
+        if any(math.isinf(versions[t].load_seconds) for t in targets):
+            raise Infeasible("some version can be neither loaded nor recomputed from what was recorded")
+        plan = Plan(load=list(targets), seconds=sum(versions[t].load_seconds for t in targets))
+    else:
+        plan = _cut(edges, src, sink)
+        plan.replay.sort(key=lambda c: cells[c].order)
     plan.load_all_seconds = sum(versions[t].load_seconds for t in targets)
     plan.replay_all_seconds = sum(c.duration for c in cells.values()) + sum(
         v.load_seconds for v in versions.values() if v.produced_by not in cells and _is_needed(v.id, targets, cells)
     )
     return plan
+
+
+def _cut(edges: list[tuple[Any, Any, float | None]], src: str, sink: str) -> Plan:
+    """The plan of the graph's minimum cut (versions to load, cells to replay, unordered)."""
+    index: dict[Any, int] = {src: 0, sink: 1}
+    numbered = [(index.setdefault(a, len(index)), index.setdefault(b, len(index)), INFINITE if c is None else c) for a, b, c in edges]
+    cost, source_side = min_cut(len(index), numbered, 0, 1)
+    nodes = list(index)
+    side = {nodes[i] for i in source_side}
+    plan = Plan(seconds=cost)
+    for node in side:
+        if isinstance(node, tuple) and node[0] == "need" and ("recompute", node[1]) not in side:
+            plan.load.append(node[1])
+        elif isinstance(node, tuple) and node[0] == "replay":
+            plan.replay.append(node[1])
+    plan.load.sort()
+    return plan
+
+
+def min_cut(n: int, edges: list[tuple[int, int, float]], s: int, t: int) -> tuple[float, set[int]]:
+    """The value of a minimum s-t cut of a directed graph of nodes 0..n-1 and the source side of
+    the largest such cut: every node but those that reach the sink in the residual graph of a
+    maximum flow (the same set for every maximum flow, and the side networkx's minimum_cut
+    gives). Capacities may be infinite; raises Infeasible when an infinite path joins s to t. Dinic's algorithm: breadth-first levels, then blocking flows
+    along them, all without recursion (a long chain of cells makes a deep graph)."""
+    head: list[list[int]] = [[] for _ in range(n)]
+    to: list[int] = []
+    cap: list[float] = []
+    for u, v, c in edges:
+        head[u].append(len(to))
+        to.append(v)
+        cap.append(c)
+        head[v].append(len(to))
+        to.append(u)
+        cap.append(0.0)
+    if t in _reached(s, head, to, lambda e: cap[e] == INFINITE):
+        raise Infeasible("some version can be neither loaded nor recomputed from what was recorded")
+    eps = 1e-12 * (1.0 + sum(c for c in cap if c != INFINITE))
+    flow = 0.0
+    while True:
+        level = [-1] * n
+        level[s] = 0
+        queue = [s]
+        for u in queue:
+            for e in head[u]:
+                if cap[e] > eps and level[to[e]] < 0:
+                    level[to[e]] = level[u] + 1
+                    queue.append(to[e])
+        if level[t] < 0:
+            break
+        nxt = [0] * n
+        while True:
+            path: list[int] = []
+            u = s
+            while u != t:
+                edges_u = head[u]
+                while nxt[u] < len(edges_u):
+                    e = edges_u[nxt[u]]
+                    if cap[e] > eps and level[to[e]] == level[u] + 1:
+                        break
+                    nxt[u] += 1
+                if nxt[u] < len(edges_u):
+                    e = edges_u[nxt[u]]
+                    path.append(e)
+                    u = to[e]
+                elif u == s:
+                    break
+                else:  # a dead end: never try it again in this phase
+                    level[u] = -1
+                    u = to[path.pop() ^ 1]
+                    nxt[u] += 1
+            if u != t:
+                break
+            pushed = min(cap[e] for e in path)
+            for e in path:
+                cap[e] -= pushed
+                cap[e ^ 1] += pushed
+            flow += pushed
+    return flow, set(range(n)) - _reached(t, head, to, lambda e: cap[e ^ 1] > eps)
+
+
+def _reached(s: int, head: list[list[int]], to: list[int], usable: Callable[[int], bool]) -> set[int]:
+    """The nodes reached from ``s`` by the edges ``usable`` accepts (edge ids, from ``head``)."""
+    seen = {s}
+    queue = [s]
+    for u in queue:
+        for e in head[u]:
+            if to[e] not in seen and usable(e):
+                seen.add(to[e])
+                queue.append(to[e])
+    return seen
 
 
 def _is_needed(v: int, targets: list[int], cells: Mapping[int, CellNode]) -> bool:

@@ -504,14 +504,18 @@ class Session:
 
         return self._move_to(undo_target(self.store, self.notebook, n), None, f"undo {n}")
 
-    def _move_to(self, commit_id: str, branch: str | None, action: str, python_changed: bool = False, check_blobs: bool = False) -> Any:
+    def _move_to(
+        self, commit_id: str, branch: str | None, action: str, python_changed: bool = False, check_blobs: bool = False,
+        throughput: float | None = None,
+    ) -> Any:
         from .timetravel import restore_state
 
         rec = self._live()
         current: dict[str, int] = {n: -1 for n in rec.user_names()}
         current.update(rec.live_versions())
         report, restored = restore_state(
-            self.store, rec.namespace, current, self.store.commit(commit_id), rec.transform, python_changed=python_changed, check_blobs=check_blobs
+            self.store, rec.namespace, current, self.store.commit(commit_id), rec.transform,
+            python_changed=python_changed, check_blobs=check_blobs, throughput=throughput,
         )
         rec.after_restore([live for _, live in restored.values()], report.deleted)
         self.store.move_head(self.notebook, branch, commit_id, action)
@@ -556,6 +560,9 @@ class Session:
         try:
             with opened(src, trust=True if trust else (None if plan_only else False)) as (manifest, bundle_store, _, note):
                 checked = check(manifest, bundle_store, Path.cwd())
+                # The restore plans with the read rate the plan shown here was made with, so that
+                # it follows that plan (and does not measure the rate on blobs just copied).
+                rate = bundle_store.read_throughput()
                 plan = plan_import(manifest, bundle_store, checked)
                 names = {vid: v.names for vid, v in bundle_store.versions(plan.load).items()}
                 code = {r: bundle_store.cell_run(r).code for r in plan.replay}
@@ -577,7 +584,9 @@ class Session:
                             self.store.set_ref(self.notebook, kind, _unique(existing, wanted), where_to)
             branch = _unique(self.branches(), "imported")
             self.store.set_ref(self.notebook, "branch", branch, manifest["commit"])
-            report = self._move_to(manifest["commit"], branch, f"import {where}", python_changed=checked.python_changed, check_blobs=True)
+            report = self._move_to(
+                manifest["commit"], branch, f"import {where}", python_changed=checked.python_changed, check_blobs=True, throughput=rate
+            )
         except BaseException as exc:
             if inserted.get("commits") or inserted.get("versions"):
                 self._take_back_import(inserted, refs_before)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import gc
 import io
 import math
 import re
 import time
 from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,7 +143,7 @@ class History:
 
     def __init__(
         self, store: Store, unloadable: set[int] | None = None, python_changed: bool = False, check_blobs: bool = False,
-        bandwidth: float | None = None,
+        bandwidth: float | None = None, throughput: float | None = None,
     ) -> None:
         self.store = store
         # Bytes per second of the link a bundle crosses (export --bandwidth): a version's stored
@@ -154,7 +155,8 @@ class History:
         self.check_blobs = check_blobs
         self.unreplayable: dict[int, str] = {}
         self.python_changed = python_changed
-        self.throughput = store.read_throughput()
+        # Bytes per second a load reads and decodes at: the store's measured rate unless given.
+        self.throughput = throughput if throughput is not None else store.read_throughput()
         self.versions: dict[int, VariableVersion] = {}
         self.cells: dict[int, CellNode] = {}
         self._runs: dict[int, tuple[Any, Commit, dict[str, int]]] = {}
@@ -275,6 +277,7 @@ def restore_state(
     transform: Callable[[str], str] = lambda code: code,
     python_changed: bool = False,
     check_blobs: bool = False,
+    throughput: float | None = None,
 ) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
     """Build every value of ``target`` that differs from ``current`` aside, then swap them in.
 
@@ -282,7 +285,67 @@ def restore_state(
     between loading and replaying; a load or replay that fails is ruled out and the plan made
     again. Returns the report and, per restored version, its values with the live co-variable to
     adopt. Raises CheckoutError, leaving the namespace untouched, when nothing works.
+    ``throughput``: the read rate to plan with (default: the store's, measured once).
+
+    The cyclic collector is off meanwhile, except while replayed cells run (see
+    ``_collector_paused``).
     """
+    with _collector_paused():
+        return _restore_state(store, namespace, current, target, transform, python_changed, check_blobs, throughput)
+
+
+# Whether a restore in progress turned the cyclic collector off (restores run in the kernel's
+# main thread, one at a time).
+_paused = False
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic collector off while values are rebuilt. Every object a load makes is kept
+    (it is part of a restored value), so a collection on the way frees nothing of it; yet a
+    restore makes enough objects to set off collections, and a full one walks every object
+    of the kernel (tens of milliseconds once large libraries are imported). What the restore
+    made is looked at by the next collection that comes, once."""
+    global _paused
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    _paused = True
+    try:
+        yield
+    finally:
+        _paused = False
+        gc.enable()
+
+
+@contextlib.contextmanager
+def _collector_resumed() -> Iterator[None]:
+    """The collector as it was around user code replayed during a restore: a cell may make
+    cyclic garbage in a loop, which must be freed as it goes."""
+    global _paused
+    if not _paused:
+        yield
+        return
+    _paused = False
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.disable()
+        _paused = True
+
+
+def _restore_state(
+    store: Store,
+    namespace: dict[str, Any],
+    current: Mapping[str, int],
+    target: Commit,
+    transform: Callable[[str], str],
+    python_changed: bool,
+    check_blobs: bool,
+    throughput: float | None,
+) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
     t0 = time.perf_counter()
     report = CheckoutReport(commit=target.id, branch=None)
     wanted = target.state
@@ -298,7 +361,7 @@ def restore_state(
     report.deleted = sorted(n for n in current if n not in wanted)
     to_restore = sorted({vid for n, vid in wanted.items() if n not in same})
     kept_values = {n: namespace[n] for n in report.kept if n in namespace}
-    history = History(store, python_changed=python_changed, check_blobs=check_blobs)
+    history = History(store, python_changed=python_changed, check_blobs=check_blobs, throughput=throughput)
     failures: list[str] = []
     while True:
         try:
@@ -398,7 +461,7 @@ def _execute(
             )
         try:
             code = compile(transform(run.code), f"<nbstate replay of cell [{run.execution_count}]>", "exec")
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with _collector_resumed(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 exec(code, iso)
         except Exception as exc:
             raise ReplayError(run_id, f"replaying cell [{run.execution_count}] failed: {type(exc).__name__}: {exc}") from None

@@ -44,3 +44,19 @@ def test_globals_changed_by_functions_called_through_containers_are_seen(kernel)
     assert log(kernel)[0]["changed"] == ["total"]
     kernel.ok("box.cb(2)")
     assert log(kernel)[0]["changed"] == ["total"]
+
+
+def test_names_deleted_and_bound_again_in_an_order_that_keeps_the_size_are_all_seen(kernel):
+    # Only the names added since the last cell are looked at, found by the namespace's size and
+    # its newest keys. Here the newest keys are deleted and bound again, after a new name, and
+    # deletions balance the additions: the size and the newest keys are as before.
+    kernel.ok("d = 3\na = 1\nb = 2\nc = 0")
+    kernel.ok("del b, c\nx = 5\nb = 2\nc = 0\ndel a, d")
+    entry = log(kernel)[0]
+    assert entry["created"] == ["x"] and sorted(entry["deleted"]) == ["a", "d"]
+    assert kernel.inside("result = sorted(n for n in rec.user_names() if len(n) == 1)") == ["b", "c", "x"]
+    kernel.ok("del c\nc = 1\ndel b")  # the newest key bound again, a deletion for IPython's `_iN`
+    entry = log(kernel)[0]
+    assert entry["changed"] == ["c"] and entry["deleted"] == ["b"]
+    assert kernel.inside("result = sorted(n for n in rec.user_names() if len(n) == 1)") == ["c", "x"]
+    assert kernel.inside("result = rec.last_error") is None

@@ -362,7 +362,7 @@ def test_a_torn_pack_tail_is_ignored(tmp_path):
         f.write(os.urandom(777))
     s2 = Session.__new__(Session)
     s2.store = Store(tmp_path / "st")
-    s2.session_id = "s"
+    s2.session_id, s2.last = "s", None
     s2.ns, s2.tracker = {}, Tracker({})
     s2.tracker.namespace = s2.ns
     vid = c1.state["a"]

@@ -11,6 +11,7 @@ reported once as a warning, and the cell's result and output stay untouched.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import os
 import re
@@ -121,9 +122,10 @@ class Recorder:
         self._disabled: str | None = None  # why checkpoints stopped for good (a damaged database)
         self._never_user: set[str] = set()  # names that are IPython's whatever they hold
         self._plain_user: set[str] = set()  # names that are the user's whatever they hold
-        # What user_names saw last: the namespace's size and newest key, the plain user names
-        # and the names to test each time (IPython hid a value under them). None: scan it all.
-        self._seen: tuple[int, str, set[str], set[str]] | None = None
+        # What user_names saw last: the namespace's size and newest keys (newest first), the
+        # plain user names and the names to test each time (IPython hid a value under them).
+        # None: scan it all.
+        self._seen: tuple[int, tuple[str, ...], set[str], set[str]] | None = None
         self._scans = 0
         self._noted: set[str] = set()  # IPython names the user was told about
         self.last_deleted: list[str] = []
@@ -261,9 +263,9 @@ class Recorder:
         hidden = self.hidden.get(name, _MISSING)
         return hidden is _MISSING or self.namespace.get(name, _MISSING) is not hidden
 
-    def user_names(self) -> set[str]:
+    def user_names(self, full: bool = False) -> set[str]:
         """The names of the user's variables (a set that may be kept and handed out again: not
-        to be changed)."""
+        to be changed). ``full``: look at every name, not only those added since the last look."""
         # IPython adds `_iN` (and `_N`) after every cell: names whose form alone makes them
         # IPython's are set aside once, and so are names whose form makes them the user's (they
         # are, unless IPython hid a value under them). A dict keeps its keys in the order they
@@ -272,7 +274,7 @@ class Recorder:
         # looked at, and a long session does not pay for the thousands of names IPython keeps.
         ns = self.namespace
         self._scans += 1
-        fresh = self._added_names() if self._scans % 100 else None
+        fresh = self._added_names() if self._scans % 100 and not full else None
         try:
             if fresh is None:
                 plain, tested = self._classify(ns.keys() - self._never_user)
@@ -281,7 +283,7 @@ class Recorder:
                 if fresh:
                     new_plain, new_tested = self._classify(fresh)
                     plain, tested = plain | new_plain, tested | new_tested
-            self._seen = (len(ns), next(reversed(ns)), plain, tested) if ns else None
+            self._seen = (len(ns), tuple(itertools.islice(reversed(ns), 2)), plain, tested) if ns else None
         except RuntimeError:  # another thread changed the namespace meanwhile: look again next time
             self._seen = None
             plain, tested = self._classify(set(ns) - self._never_user)
@@ -291,21 +293,29 @@ class Recorder:
 
     def _added_names(self) -> set[str] | None:
         """The names added to the namespace since user_names last looked, when nothing was
-        removed meanwhile; None when that cannot be told (then everything is looked at)."""
+        removed meanwhile; None when that cannot be told (then everything is looked at).
+
+        The newest keys seen then must still follow each other: a newest key deleted and bound
+        again comes back at the end, after names added before it, which would not be looked at.
+        (A removal that the additions balance and that this does not show is caught by commit:
+        the identity comparison finds the name gone.)"""
         if self._seen is None:
             return None
-        size, newest, _, _ = self._seen
+        size, tail, _, _ = self._seen
         ns = self.namespace
         grown = len(ns) - size
-        if grown < 0 or grown > 1000 or newest not in ns:
+        if grown < 0 or grown > 1000 or tail[0] not in ns:
             return None
         added: list[str] = []
-        for n in reversed(ns):
-            if n == newest:
+        keys = reversed(ns)
+        for n in keys:
+            if n == tail[0]:
                 break
             added.append(n)
             if len(added) > grown:
                 return None
+        if len(tail) > 1 and next(keys, None) != tail[1]:
+            return None
         return set(added) if len(added) == grown else None
 
     def _classify(self, names: set[str]) -> tuple[set[str], set[str]]:
@@ -341,6 +351,11 @@ class Recorder:
             self._pending = CellNames()
             user = self.user_names()
             touched = self._touched(names, user, everything or names.everything)
+            if any(n not in self.namespace for n in touched & user):
+                # A name that the look at the newest names still counts is gone: the namespace
+                # changed in a way its size and newest keys did not show. Look at all of it.
+                user = self.user_names(full=True)
+                touched = self._touched(names, user, everything or names.everything)
             with self.store.writing():  # gc waits until the commit names the blobs written
                 cp = self.tracker.checkpoint(touched, user, self.store.blobs)
                 pending = PendingCommit(
@@ -518,7 +533,7 @@ def _cannot_write(exc: BaseException) -> bool:
 
 def _rebound(identities: dict[str, int], namespace: dict[str, Any], user: Iterable[str]) -> set[str]:
     """Names bound, rebound or unbound since the last commit (whatever the syntax showed)."""
-    changed = {n for n in user if identities.get(n) != id(namespace[n])}
+    changed = {n for n in user if identities.get(n) != id(namespace.get(n, _MISSING))}
     changed |= {n for n in identities if n not in namespace}
     return changed
 

@@ -290,7 +290,7 @@ class _GuardedSession(porcelain.Session):
 
         job = self.job or _Job(None)
         rec = self._live()
-        current: dict[str, int] = {n: -1 for n in rec.user_names()}
+        current: dict[str, int] = {n: -1 for n in rec.user_names(full=True)}
         current.update(rec.live_versions())
         target = self.store.commit(commit_id)
         _announce(self.store, current, target, python_changed, job)

@@ -511,7 +511,7 @@ class Session:
         from .timetravel import restore_state
 
         rec = self._live()
-        current: dict[str, int] = {n: -1 for n in rec.user_names()}
+        current: dict[str, int] = {n: -1 for n in rec.user_names(full=True)}
         current.update(rec.live_versions())
         report, restored = restore_state(
             self.store, rec.namespace, current, self.store.commit(commit_id), rec.transform,

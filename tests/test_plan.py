@@ -73,11 +73,7 @@ def test_plan_is_never_worse_than_load_all_or_replay_all():
     rng = random.Random(7)
     for _ in range(200):
         n = rng.randint(1, 7)
-        cells, versions = [], []
-        for i in range(1, n + 1):
-            inputs = [j for j in range(1, i) if rng.random() < 0.4]
-            cells.append(cell(i, i, rng.choice([0.01, 0.5, 3.0, 20.0]), inputs, (i,)))
-            versions.append(VersionNode(i, rng.choice([0.05, 1.0, 5.0, INF]), i))
+        cells, versions = _random_chain(rng, n, reproducible=1.0)
         v, c = graph(cells, versions)
         targets = rng.sample(range(1, n + 1), rng.randint(1, n))
         plan = solve(targets, v, c, prune=False)
@@ -90,6 +86,17 @@ def test_plan_is_never_worse_than_load_all_or_replay_all():
                 cost = _cost(set(replayed), targets, cells, versions)
                 best = min(best, cost)
         assert plan.seconds == pytest.approx(best)
+
+
+def _random_chain(rng, n, reproducible):
+    """n cells, cell i making version i from some earlier versions; each version's cell is
+    recorded with probability ``reproducible``."""
+    cells, versions = [], []
+    for i in range(1, n + 1):
+        inputs = [j for j in range(1, i) if rng.random() < 0.4]
+        cells.append(cell(i, i, rng.choice([0.01, 0.5, 3.0, 20.0]), inputs, (i,)))
+        versions.append(VersionNode(i, rng.choice([0.05, 1.0, 5.0, INF]), i if rng.random() < reproducible else None))
+    return cells, versions
 
 
 def _cost(replayed, targets, cells, versions):
@@ -122,11 +129,7 @@ def test_pruned_plans_match_the_brute_force_with_or_without_a_cut():
     direct = 0
     for _ in range(300):
         n = rng.randint(1, 6)
-        cells, versions = [], []
-        for i in range(1, n + 1):
-            inputs = [j for j in range(1, i) if rng.random() < 0.4]
-            cells.append(cell(i, i, rng.choice([0.01, 0.5, 3.0, 20.0]), inputs, (i,)))
-            versions.append(VersionNode(i, rng.choice([0.05, 1.0, 5.0, INF]), i if rng.random() < 0.8 else None))
+        cells, versions = _random_chain(rng, n, reproducible=0.8)
         v, c = graph(cells, versions)
         targets = rng.sample(range(1, n + 1), rng.randint(1, n))
         best = min(

@@ -350,12 +350,13 @@ class Recorder:
         try:
             self._pending = CellNames()
             user = self.user_names()
-            touched = self._touched(names, user, everything or names.everything)
+            wide = everything or names.everything
+            touched = self._touched(names, user, wide)
             if any(n not in self.namespace for n in touched & user):
                 # A name that the look at the newest names still counts is gone: the namespace
                 # changed in a way its size and newest keys did not show. Look at all of it.
                 user = self.user_names(full=True)
-                touched = self._touched(names, user, everything or names.everything)
+                touched = self._touched(names, user, wide)
             with self.store.writing():  # gc waits until the commit names the blobs written
                 cp = self.tracker.checkpoint(touched, user, self.store.blobs)
                 pending = PendingCommit(

@@ -129,15 +129,16 @@ def solve(
         for u in c.inputs:
             edges.append((("replay", c.id), ("need", u), None))
             work.append(u)
+    load_all = sum(versions[t].load_seconds for t in targets)
     if not cells:
         # Only targets were reached, each cut off from the sink by its load alone.
-        if any(math.isinf(versions[t].load_seconds) for t in targets):
+        if math.isinf(load_all):
             raise Infeasible("some version can be neither loaded nor recomputed from what was recorded")
-        plan = Plan(load=list(targets), seconds=sum(versions[t].load_seconds for t in targets))
+        plan = Plan(load=list(targets), seconds=load_all)
     else:
         plan = _cut(edges, src, sink)
         plan.replay.sort(key=lambda c: cells[c].order)
-    plan.load_all_seconds = sum(versions[t].load_seconds for t in targets)
+    plan.load_all_seconds = load_all
     plan.replay_all_seconds = sum(c.duration for c in cells.values()) + sum(
         v.load_seconds for v in versions.values() if v.produced_by not in cells and _is_needed(v.id, targets, cells)
     )

@@ -269,31 +269,6 @@ class CheckoutReport:
         return "\n".join([text, *(f"warning: {w}" for w in self.warnings)])
 
 
-def restore_state(
-    store: Store,
-    namespace: dict[str, Any],
-    current: Mapping[str, int],
-    target: Commit,
-    transform: Callable[[str], str] = lambda code: code,
-    python_changed: bool = False,
-    check_blobs: bool = False,
-    throughput: float | None = None,
-) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
-    """Build every value of ``target`` that differs from ``current`` aside, then swap them in.
-
-    ``current`` maps each live user name to its version id. A plan (plan.py) decides per version
-    between loading and replaying; a load or replay that fails is ruled out and the plan made
-    again. Returns the report and, per restored version, its values with the live co-variable to
-    adopt. Raises CheckoutError, leaving the namespace untouched, when nothing works.
-    ``throughput``: the read rate to plan with (default: the store's, measured once).
-
-    The cyclic collector is off meanwhile, except while replayed cells run (see
-    ``_collector_paused``).
-    """
-    with _collector_paused():
-        return _restore_state(store, namespace, current, target, transform, python_changed, check_blobs, throughput)
-
-
 # Whether a restore in progress turned the cyclic collector off (restores run in the kernel's
 # main thread, one at a time).
 _paused = False
@@ -336,16 +311,28 @@ def _collector_resumed() -> Iterator[None]:
         _paused = True
 
 
-def _restore_state(
+@_collector_paused()
+def restore_state(
     store: Store,
     namespace: dict[str, Any],
     current: Mapping[str, int],
     target: Commit,
-    transform: Callable[[str], str],
-    python_changed: bool,
-    check_blobs: bool,
-    throughput: float | None,
+    transform: Callable[[str], str] = lambda code: code,
+    python_changed: bool = False,
+    check_blobs: bool = False,
+    throughput: float | None = None,
 ) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
+    """Build every value of ``target`` that differs from ``current`` aside, then swap them in.
+
+    ``current`` maps each live user name to its version id. A plan (plan.py) decides per version
+    between loading and replaying; a load or replay that fails is ruled out and the plan made
+    again. Returns the report and, per restored version, its values with the live co-variable to
+    adopt. Raises CheckoutError, leaving the namespace untouched, when nothing works.
+    ``throughput``: the read rate to plan with (default: the store's, measured once).
+
+    The cyclic collector is off meanwhile, except while replayed cells run (see
+    ``_collector_paused``).
+    """
     t0 = time.perf_counter()
     report = CheckoutReport(commit=target.id, branch=None)
     wanted = target.state

@@ -426,3 +426,64 @@ def test_code_among_many_plain_items_of_a_container_is_found_and_plain_items_rea
     assert globals_reached({"instances"}, ns)[0] == {"seen"}
     assert globals_reached({"beyond"}, ns)[0] == set()
     assert globals_reached({"plain"}, ns)[0] == set()
+
+
+def test_names_declared_global_anywhere_in_the_code_are_kept_apart():
+    n = names("""
+        def bump():
+            global counter, total
+            counter += 1
+        class C:
+            def m(self):
+                global seen
+                seen = True
+        x = 1
+    """)
+    assert n.declared == {"counter", "total", "seen"}
+    assert names("x = 1\ny = x").declared == set()
+
+
+@pytest.mark.parametrize("source", [
+    "get_ipython().run_line_magic('capture', 'out')",
+    "import sys\nsys.modules['__main__'].k = 1",
+    "from __main__ import k",
+    "holder.__dict__['k'] = 2",
+    "frame.f_globals['k'] = 3",
+    "shell.user_ns['k'] = 4",
+    "import inspect",
+    "dill.load_session('s.pkl')",
+])
+def test_code_that_reaches_the_namespace_without_naming_is_opaque(source):
+    assert names(source).opaque is True
+
+
+def test_ordinary_code_is_not_opaque():
+    n = names("import numpy as np\ndf = pd.read_csv('x.csv')\nm = model.fit(df.values).score(df)\nprint(len(m))")
+    assert n.opaque is False and n.everything is False
+
+
+def test_global_targets_of_values_that_no_cell_of_the_session_defined():
+    from nbstate.analysis import global_targets
+
+    ns = notebook("""
+        counter = 0
+        def bump():
+            global counter
+            counter += 1
+            def inner():
+                global deep
+                deep = 1
+            return inner
+        def read():
+            return counter
+        class Box:
+            def put(self):
+                global boxed
+                del boxed
+        box = Box()
+        hooks = [bump]
+    """)
+    assert global_targets([ns["bump"]], ns) == {"counter", "deep"}
+    assert global_targets([ns["read"]], ns) == set()
+    assert global_targets([ns["box"], ns["hooks"]], ns) == {"boxed", "counter", "deep"}
+    assert global_targets([len, 3, "x"], ns) == set()

@@ -345,3 +345,41 @@ def test_a_class_changed_through_a_name_the_same_cell_rebinds_is_recorded(kernel
     assert kernel.value("[Point.scale, len(a)]") == [0, 2]
     kernel.ok("%nbstate checkout @{-1}")
     assert kernel.value("[Point.scale, a]") == [1, 0]
+
+
+def test_names_rebound_by_code_that_names_them_nowhere_in_the_cell(kernel):
+    # A cell that reaches the namespace through IPython or the interpreter: every name is compared.
+    kernel.ok("k = [1]\nimport types")
+    e = run(kernel, "get_ipython().user_ns['k'] = [2]")
+    assert e["changed"] == ["k"]
+    e = run(kernel, "import sys\nsys.modules['__main__'].k = [3]")
+    assert e["changed"] == ["k"]
+    e = run(kernel, "%%capture out\nprint('hidden')")
+    assert e["created"] == ["out"]
+    # A notebook function that declares a name global rebinds it whenever it runs, here after
+    # every cell, called by IPython: the cells that trigger it never name it.
+    kernel.ok("counter = 0\ndef bump(*args):\n    global counter\n    counter += 1")
+    kernel.ok("get_ipython().events.register('post_execute', bump)")
+    e = run(kernel, "x = 1")
+    assert e["created"] == ["x"] and "counter" in e["changed"]
+    e = run(kernel, "y = 2")
+    assert e["changed"] == ["counter"]
+    assert kernel.value("counter") >= 2
+
+
+def test_a_library_that_rebinds_a_name_is_caught_and_then_watched_at_every_cell(kernel):
+    # Code outside the notebook rebinds an existing name and adds none: no syntax shows it, so
+    # the comparison of every name that comes every few cells finds it; from then on every name
+    # is compared after every cell.
+    from nbstate.capture import COMPARE_ALL_EVERY
+
+    kernel.ok("import types\nhelper = types.ModuleType('helper')\nexec('import sys\\ndef put(k, v):\\n    vars(sys.modules[\"__main__\"])[k] = v', vars(helper))\np = [1]")
+    kernel.ok("helper.put('p', [2])")
+    for i in range(COMPARE_ALL_EVERY):
+        kernel.ok(f"n{i} = {i}")
+    recent = kernel.log()[: COMPARE_ALL_EVERY + 1]  # that cell's commit and those after it
+    assert sum("p" in e["changed"] for e in recent) == 1
+    e = run(kernel, "helper.put('p', [3])")
+    assert e["changed"] == ["p"]
+    kernel.ok("%nbstate undo")
+    assert kernel.value("p") == [2]

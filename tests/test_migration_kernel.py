@@ -160,3 +160,19 @@ def test_the_import_follows_the_plan_it_shows_without_measuring_the_new_store(st
     assert state_summary(b) == expected
     rate = b.value("__import__('sqlite3').connect('.nbstate/nbstate.sqlite').execute(\"SELECT value FROM meta WHERE key='read_throughput'\").fetchall()")
     assert rate == []
+
+
+def test_functions_brought_by_an_import_keep_their_global_rebinds_seen(start_kernel, tmp_path):
+    # After an import no cell of the new session defined `bump`: that it rebinds `counter` is
+    # learned from its code, so a cell that runs it without naming it still records the change.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = start_kernel(tmp_path / "a")
+    a.ok("counter = 0\ndef bump(*args):\n    global counter\n    counter += 1")
+    a.ok(f"%nbstate export {tmp_path / 'bundle'}")
+    b = start_kernel(tmp_path / "b")
+    b.ok(f"%nbstate import {tmp_path / 'bundle'}")
+    b.ok("get_ipython().events.register('post_execute', bump)")
+    b.ok("x = 1")
+    entry = b.log()[0]
+    assert entry["created"] == ["x"] and entry["changed"] == ["counter"]

@@ -5,6 +5,7 @@ the compact ids of a large plain value."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import sys
 from pathlib import Path
@@ -187,3 +188,22 @@ def test_a_sink_that_cannot_start_again_gets_the_usual_stream_whole():
     assert ser.ok and not ser.plain
     back, _ = codec.load(out.getvalue(), ser.buffers, {})
     assert back[0][0] is back[0][1] and back[0][2] == {"k": "v"}
+
+
+def test_flat_values_take_a_path_without_python_per_item_and_give_the_same_stream():
+    # Numbers, and containers of only numbers (a loss history), are pickled by a pickler that
+    # runs no Python per item: the stream and the ids are those of the plain pickler.
+    cases = [[list(range(3000))], [{1: 2.5, 3: None}], [(1, 2), {3, 4}, 7, True], [[0.1] * 10, frozenset({1})], [5, None]]
+    for values in cases:
+        assert codec._flat(values)
+        flat = codec._serialize_flat(values, None)
+        codec._measure_held_once()
+        out = io.BytesIO()
+        plain = codec._PlainPickler(out, tuple(values))
+        plain.dump(tuple(values))
+        assert flat.stream == out.getvalue() and flat.ids == set(plain.ids) and flat.plain
+        assert pickle.loads(flat.stream) == tuple(values)
+    assert not codec._flat([["a", 1]]) and not codec._flat([[[1]]]) and not codec._flat([{"k": 1}])
+    shared = [1, 2]
+    assert codec._serialize_flat([shared, shared], None) is None  # one list under two names
+    assert codec.serialize([shared, shared], {}).plain is False

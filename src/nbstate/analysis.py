@@ -4,13 +4,16 @@ The answer must be a superset of the truth, at no cost while the cell runs: name
 cell's syntax tree, then from the code objects of every notebook-defined function, class or
 instance the cell names (their globals are the notebook's namespace), transitively. Code that
 can reach any name (``globals()``, ``exec``, ``eval``, ``%run``) makes the answer "everything".
-Rebinding that no syntax shows (``STORE_GLOBAL`` from a function, ``globals()[k] = v``) is also
-caught after the cell by comparing identities; see capture.py. Pure functions; no IPython.
+What the names found may rebind is confirmed after the cell by comparing identities (capture.py):
+of those names and of the names any notebook function declares ``global`` after most cells, of
+every name after a cell that reaches the namespace by other means (magics, IPython's API, the
+interpreter's modules) and every few cells. Pure functions; no IPython.
 """
 
 from __future__ import annotations
 
 import ast
+import dis
 import functools
 import itertools
 import types
@@ -22,6 +25,14 @@ from typing import Any
 _WILDCARD_CALLS = frozenset({"globals", "locals", "vars", "exec", "eval", "execfile", "__import__"})
 # Magics that run code straight in the namespace, out of reach of the AST transformers.
 _WILDCARD_MAGICS = frozenset({"run", "load", "macro", "rerun", "recall", "autoreload", "aimport"})
+# Names and attributes through which code reaches the namespace without naming what it changes
+# (magics, IPython's API, the interpreter's modules and frames): a cell that uses one is compared
+# name by name after it runs.
+_OPAQUE_NAMES = frozenset({"get_ipython", "__main__", "sys", "inspect", "builtins", "__builtins__", "gc", "ctypes"})
+_OPAQUE_ATTRIBUTES = frozenset({
+    "user_ns", "user_global_ns", "push", "run_line_magic", "run_cell_magic", "getoutput", "system",
+    "f_globals", "f_locals", "_getframe", "modules", "__dict__", "load_session", "load_module",
+})
 
 
 # How many elements of a container are looked at for functions (keeps the cost per cell bounded).
@@ -36,12 +47,20 @@ class CellNames:
     writes: set[str] = field(default_factory=set)
     deletes: set[str] = field(default_factory=set)
     everything: bool = False
+    # Names the code declares `global` (or `nonlocal`): a function it defines may rebind them
+    # whenever it runs, also between cells (a widget's callback, a thread).
+    declared: set[str] = field(default_factory=set)
+    # The code reaches the namespace in a way its names do not show (a magic, IPython's API, the
+    # interpreter's modules or frames): what it rebinds is found by comparing every name.
+    opaque: bool = False
 
     def update(self, other: CellNames) -> None:
         self.reads |= other.reads
         self.writes |= other.writes
         self.deletes |= other.deletes
         self.everything |= other.everything
+        self.declared |= other.declared
+        self.opaque |= other.opaque
 
     @property
     def touched(self) -> set[str]:
@@ -55,6 +74,8 @@ class _Collector(ast.NodeVisitor):
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
             self.names.reads.add(node.id)
+            if node.id in _OPAQUE_NAMES:
+                self.names.opaque = True
         elif isinstance(node.ctx, ast.Store):
             self.names.writes.add(node.id)
         else:
@@ -72,12 +93,20 @@ class _Collector(ast.NodeVisitor):
                 self.names.everything = True
             else:
                 self.names.writes.add(alias.asname or alias.name.split(".")[0])
+                self.names.opaque |= alias.name.split(".")[0] in _OPAQUE_NAMES
+        self.names.opaque |= isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in _OPAQUE_NAMES
 
     visit_ImportFrom = visit_Import
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if node.attr in _OPAQUE_ATTRIBUTES:
+            self.names.opaque = True
+        self.generic_visit(node)
 
     def visit_Global(self, node: ast.Global | ast.Nonlocal) -> None:
         self.names.writes.update(node.names)
         self.names.reads.update(node.names)
+        self.names.declared.update(node.names)
 
     visit_Nonlocal = visit_Global
 
@@ -131,6 +160,27 @@ def _code_names(code: types.CodeType, out: set[str]) -> None:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _code_names(const, out)
+
+
+def global_targets(values: Iterable[Any], namespace: Mapping[str, Any]) -> set[str]:
+    """Names that notebook functions reachable from ``values`` rebind with a ``global``
+    statement (as ``CellNames.declared`` says of a cell's code, for values no cell of this
+    session defined: those a checkout or an import brought in)."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    for value in values:
+        for fn in _callables_inside(value, namespace, seen):
+            _global_stores(fn.__code__, found)
+    return found
+
+
+def _global_stores(code: types.CodeType, out: set[str]) -> None:
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+            out.add(ins.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _global_stores(const, out)
 
 
 def _callables_inside(

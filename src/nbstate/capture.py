@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .analysis import CellNames, globals_reached, names_in_source, names_in_tree
+from .analysis import CellNames, global_targets, globals_reached, names_in_source, names_in_tree
 from .blobs import Chunk, digest
 from .notebook import CodeState
 from .remote import is_url
@@ -127,6 +127,19 @@ class Recorder:
         # None: scan it all.
         self._seen: tuple[int, tuple[str, ...], set[str], set[str]] | None = None
         self._scans = 0
+        # The names user_names found added since the last commit (None: it looked at all of
+        # them, or nothing was committed yet).
+        self._fresh: set[str] | None = None
+        # Which names a commit compares by identity (see _touched): those the syntax showed and
+        # the names notebook functions declare `global`, every name every few cells, and every
+        # name always once the namespace was seen changing where no syntax showed.
+        self._declared: set[str] = set()
+        self._behind = False
+        self._since_all = 0
+        self._compared_all = True  # whether the last _touched compared every name
+        # The namespace changed where no cell's syntax was seen (nbstate's own magics): the
+        # next commit compares every name and learns nothing from what it finds.
+        self._unwatched = True
         self._noted: set[str] = set()  # IPython names the user was told about
         self.last_deleted: list[str] = []
         self.last_error: str | None = None
@@ -166,6 +179,7 @@ class Recorder:
 
     def saw_code(self, names: CellNames) -> None:
         self._pending.update(names)
+        self._declared |= names.declared
         # Functions are looked at now, before the cell can rebind them.
         reached, wildcard = globals_reached(names.reads, self.namespace)
         self._pending.reads |= reached
@@ -185,6 +199,7 @@ class Recorder:
         if self._depth > 0:  # a cell run by a magic inside another cell
             return
         if is_own_magic_cell(self._raw_cell):
+            self._unwatched = True  # a magic may have set names (`log --json`) or moved many
             self._send()  # checkout, undo, branch... moved refs
             return
         duration = time.time() - self._started
@@ -281,12 +296,18 @@ class Recorder:
             else:
                 _, _, plain, tested = self._seen  # type: ignore[misc]
                 if fresh:
-                    new_plain, new_tested = self._classify(fresh)
-                    plain, tested = plain | new_plain, tested | new_tested
+                    new_plain, new_tested = self._classify(fresh)  # (a copy only when it adds)
+                    plain = plain | new_plain if new_plain else plain
+                    tested = tested | new_tested if new_tested else tested
             self._seen = (len(ns), tuple(itertools.islice(reversed(ns), 2)), plain, tested) if ns else None
         except RuntimeError:  # another thread changed the namespace meanwhile: look again next time
             self._seen = None
+            fresh = None
             plain, tested = self._classify(set(ns) - self._never_user)
+        if fresh is None or self._fresh is None or len(self._fresh) > 1000:
+            self._fresh = None
+        else:
+            self._fresh |= fresh
         if not tested:
             return plain
         return plain | {n for n in tested if self.is_user_name(n)}
@@ -358,7 +379,8 @@ class Recorder:
                 user = self.user_names(full=True)
                 touched = self._touched(names, user, wide)
             with self.store.writing():  # gc waits until the commit names the blobs written
-                cp = self.tracker.checkpoint(touched, user, self.store.blobs)
+                # Unless every name was compared, only a name the cell touched can have gone.
+                cp = self.tracker.checkpoint(touched, user, self.store.blobs, None if self._compared_all else touched)
                 pending = PendingCommit(
                     notebook_id=self.notebook_id,
                     session_id=self.session_id,
@@ -387,10 +409,12 @@ class Recorder:
             # Only touched names can hold other objects than at the last commit (_rebound saw
             # every name whose object changed): the others keep their entries.
             identities = self._identities
-            for n in identities.keys() - user:
+            for n in identities.keys() - user if self._compared_all else [n for n in touched if n in identities and n not in user]:
                 del identities[n]
             for n in touched & user:
                 identities[n] = id(self.namespace[n])
+            self._fresh = set()
+            self._unwatched = False
             self.last_commit = commit
             self._base = commit.id
             self.last_deleted = list(cp.deleted)
@@ -471,18 +495,48 @@ class Recorder:
         for live in restored:
             self.tracker.adopt(live)
         self._seen = None  # a checkout adds and removes many names: look at all of them
+        self._unwatched = True
+        try:  # functions brought back may rebind names declared `global`, as the cells that made them did
+            self._declared |= global_targets((self.namespace.get(n) for live in restored for n in live.names), self.namespace)
+        except Exception as exc:  # pragma: no cover - defensive: then every name is compared from now on
+            self._behind = True
+            self.report(exc)
         untracked = self.user_names() - self.tracker.all_names()
         self.tracker.drop(untracked)
         self._pending = CellNames(writes=untracked)
         self._identities = {n: id(self.namespace[n]) for n in self.user_names()}
 
     def _touched(self, names: CellNames, user: set[str], everything: bool) -> set[str]:
+        self._compared_all = True
         if everything:
             return user | self.tracker.all_names()
         tracked = self.tracker.by_name
         touched = {n for n in names.touched if n in user or n in tracked}
-        touched |= _rebound(self._identities, self.namespace, user)
-        return touched
+        identities = self._identities
+        # Whatever a cell rebinds is found by comparing identities with the last commit's. Most
+        # cells can rebind only the names their syntax shows (and what the notebook's functions
+        # they reach name, which saw_code added) or a name some notebook function declares
+        # `global` (called by a widget, a thread): only those are compared, so a cell's cost
+        # does not grow with the number of variables. Every name is compared after a cell that
+        # reaches the namespace by other means (a magic, IPython's API, `sys.modules`), when a
+        # name came or went where no syntax showed, and every COMPARE_ALL_EVERY cells; and at
+        # every cell from the first time such a comparison finds a name that no syntax showed
+        # (code outside the notebook writes its namespace: a library, a thread).
+        expected = names.touched | self._declared
+        fresh = self._fresh
+        self._since_all += 1
+        if fresh is not None and not (self._behind or names.opaque or self._unwatched or self._since_all >= COMPARE_ALL_EVERY):
+            if fresh.isdisjoint(user) or (fresh & user) <= expected:
+                candidates = {n for n in expected | fresh if n in user or n in identities}
+                self._compared_all = False
+                return touched | _rebound(identities, self.namespace, candidates, every=False)
+            self._behind = True
+        self._since_all = 0
+        self._compared_all = True
+        rebound = _rebound(identities, self.namespace, user)
+        if not (names.opaque or self._unwatched) and not rebound <= expected:
+            self._behind = True
+        return touched | rebound
 
     def report(self, exc: BaseException) -> None:
         self.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -502,6 +556,8 @@ class Recorder:
 _MISSING = object()
 # How long checkpoints wait after the store could not be written (disk full, read-only).
 PAUSE_SECONDS = 30.0
+# Every how many commits every name is compared by identity, not only those a cell's syntax showed.
+COMPARE_ALL_EVERY = 20
 
 
 def _say(text: str) -> None:
@@ -532,10 +588,13 @@ def _cannot_write(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and ("disk is full" in text or "readonly" in text or "read-only" in text)
 
 
-def _rebound(identities: dict[str, int], namespace: dict[str, Any], user: Iterable[str]) -> set[str]:
-    """Names bound, rebound or unbound since the last commit (whatever the syntax showed)."""
-    changed = {n for n in user if identities.get(n) != id(namespace.get(n, _MISSING))}
-    changed |= {n for n in identities if n not in namespace}
+def _rebound(identities: dict[str, int], namespace: dict[str, Any], names: Iterable[str], every: bool = True) -> set[str]:
+    """Which of ``names`` were bound, rebound or unbound since the last commit, whatever the
+    syntax showed; ``every``: ``names`` are all the user's names, and every name the last
+    commit had but the namespace lacks now counts too."""
+    changed = {n for n in names if identities.get(n) != id(namespace.get(n, _MISSING))}
+    if every:
+        changed |= {n for n in identities if n not in namespace}
     return changed
 
 

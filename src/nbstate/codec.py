@@ -775,6 +775,8 @@ def _serialize_plain(values: list[Any], sink: Any) -> Serialized | None:
     """``values`` pickled as plain data (into ``sink`` when given), with the ids of their
     containers and, when they are few, the containers; None when they are not plain data or a
     container is met twice (what was written to ``sink`` is then to be dropped)."""
+    if _flat(values):
+        return _serialize_flat(values, sink)
     _measure_held_once()
     top = tuple(values)
     out = io.BytesIO() if sink is None else sink
@@ -797,6 +799,43 @@ def _serialize_plain(values: list[Any], sink: Any) -> Serialized | None:
         if found.has_repeats():
             return None
     return Serialized(stream=out.getvalue() if sink is None else b"", ids=found, held=held or [], plain=True)
+
+
+_FLAT_CONTAINERS = frozenset({list, tuple, set, frozenset, dict})
+
+
+def _flat(values: list[Any]) -> bool:
+    """Whether every value is a number (bool, None) or a container of only those (a loss
+    history, a list of counts): the types are gathered in C, without a Python step per item."""
+    for v in values:
+        t = type(v)
+        if t in _PLAIN_ATOMS:
+            continue
+        if t not in _FLAT_CONTAINERS:
+            return False
+        kinds = set(map(type, v))
+        if t is dict:
+            kinds.update(map(type, v.values()))
+        if not kinds <= _PLAIN_ATOMS:
+            return False
+    return True
+
+
+def _serialize_flat(values: list[Any], sink: Any) -> Serialized | None:
+    """``_serialize_plain`` for flat values (``_flat``): the same stream, from a pickler that
+    calls no Python code per item (nothing in them can be shared or reach another value)."""
+    containers = [v for v in values if type(v) in _FLAT_CONTAINERS]
+    if len(set(map(id, containers))) < len(containers):
+        return None  # one container under two names: pickled with a memo, which keeps it one
+    out = io.BytesIO() if sink is None else sink
+    pickler = pickle.Pickler(out, protocol=PROTOCOL)
+    pickler.fast = True
+    try:
+        pickler.dump(tuple(values))
+    except (ValueError, RecursionError, pickle.PicklingError):
+        return None
+    mutable = [v for v in containers if type(v) is not tuple and type(v) is not frozenset]
+    return Serialized(stream=out.getvalue() if sink is None else b"", ids=set(map(id, mutable)), held=mutable, plain=True)
 
 
 _TRAVERSED = frozenset({list, tuple, set, frozenset, dict})

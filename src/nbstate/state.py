@@ -11,7 +11,7 @@ Never imports IPython; never raises into the user's cell (the caller guards it).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -314,9 +314,14 @@ class Tracker:
             return None
         return covar
 
-    def checkpoint(self, touched: set[str], user_names: set[str], blobs: BlobFiles) -> Checkpoint:
+    def checkpoint(self, touched: set[str], user_names: set[str], blobs: BlobFiles, gone: Iterable[str] | None = None) -> Checkpoint:
+        """``gone``: the names that may have left ``user_names`` since the last checkpoint
+        (None: any name may have)."""
         ns = self.namespace
-        deleted = sorted(self.by_name.keys() - user_names)
+        if gone is None:
+            deleted = sorted(self.by_name.keys() - user_names)
+        else:
+            deleted = sorted(n for n in gone if n in self.by_name and n not in user_names)
         # Every member of a co-variable that holds a touched (or deleted) name may have changed.
         candidates = {n for n in touched if n in user_names}
         for n in list(touched) + deleted:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .blobs import BlobFiles, Location, Written
@@ -696,7 +697,8 @@ class Store:
                     pending.error, pending.capture_seconds, json.dumps(pending.examined),
                 ),
             ).lastrowid
-            state = dict(pending.kept)
+            # (a dict's own copy: a mapping's items one by one cost a lookup each)
+            state = pending.kept.copy() if isinstance(pending.kept, (dict, MappingProxyType)) else dict(pending.kept)
             for v in pending.new_versions:
                 vid = db.execute(
                     "INSERT INTO var_versions (names, fingerprint, manifest, size, serializable, reason, types, cell_run_id) VALUES (?,?,?,?,?,?,?,?)",

@@ -12,6 +12,10 @@ IPYTHON_NAMES = {"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh
                  "exit", "quit", "get_ipython", "open"}
 
 
+# A module outside the notebook whose functions set and remove names of __main__'s namespace.
+MAIN_WRITER = "import sys, types\nhelper = types.ModuleType('helper')\nexec('def put(k, v):\\n    vars(sys.modules[\"__main__\"])[k] = v\\ndef drop(k):\\n    vars(sys.modules[\"__main__\"]).pop(k)', vars(helper))\nhelper.sys = sys"
+
+
 def run(kernel, code: str) -> dict:
     """Run a cell that must succeed and return its commit's log entry."""
     kernel.ok(code)
@@ -95,7 +99,7 @@ def test_names_added_and_removed_behind_the_syntax_are_seen(kernel):
     # A module outside the notebook changes __main__'s namespace: no cell's syntax shows it.
     # Names are found as they come and go, whatever else the namespace holds (IPython's output
     # history here), also when one goes and another comes in the same cell.
-    kernel.ok("import sys, types\nhelper = types.ModuleType('helper')\nexec('def put(k, v):\\n    vars(sys.modules[\"__main__\"])[k] = v\\ndef drop(k):\\n    vars(sys.modules[\"__main__\"]).pop(k)', vars(helper))\nhelper.sys = sys")
+    kernel.ok(MAIN_WRITER)
     for i in range(5):
         kernel.ok(f"{i} * 2")  # outputs: IPython adds _N names
     e = run(kernel, "helper.put('p', [1])")
@@ -373,7 +377,8 @@ def test_a_library_that_rebinds_a_name_is_caught_and_then_watched_at_every_cell(
     # is compared after every cell.
     from nbstate.capture import COMPARE_ALL_EVERY
 
-    kernel.ok("import types\nhelper = types.ModuleType('helper')\nexec('import sys\\ndef put(k, v):\\n    vars(sys.modules[\"__main__\"])[k] = v', vars(helper))\np = [1]")
+    kernel.ok(MAIN_WRITER)
+    kernel.ok("p = [1]")
     kernel.ok("helper.put('p', [2])")
     for i in range(COMPARE_ALL_EVERY):
         kernel.ok(f"n{i} = {i}")

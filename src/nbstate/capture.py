@@ -136,7 +136,6 @@ class Recorder:
         self._declared: set[str] = set()
         self._behind = False
         self._since_all = 0
-        self._compared_all = True  # whether the last _touched compared every name
         # The namespace changed where no cell's syntax was seen (nbstate's own magics): the
         # next commit compares every name and learns nothing from what it finds.
         self._unwatched = True
@@ -372,15 +371,15 @@ class Recorder:
             self._pending = CellNames()
             user = self.user_names()
             wide = everything or names.everything
-            touched = self._touched(names, user, wide)
+            touched, compared_all = self._touched(names, user, wide)
             if any(n not in self.namespace for n in touched & user):
                 # A name that the look at the newest names still counts is gone: the namespace
                 # changed in a way its size and newest keys did not show. Look at all of it.
                 user = self.user_names(full=True)
-                touched = self._touched(names, user, wide)
+                touched, compared_all = self._touched(names, user, wide)
             with self.store.writing():  # gc waits until the commit names the blobs written
                 # Unless every name was compared, only a name the cell touched can have gone.
-                cp = self.tracker.checkpoint(touched, user, self.store.blobs, None if self._compared_all else touched)
+                cp = self.tracker.checkpoint(touched, user, self.store.blobs, None if compared_all else touched)
                 pending = PendingCommit(
                     notebook_id=self.notebook_id,
                     session_id=self.session_id,
@@ -409,7 +408,7 @@ class Recorder:
             # Only touched names can hold other objects than at the last commit (_rebound saw
             # every name whose object changed): the others keep their entries.
             identities = self._identities
-            for n in identities.keys() - user if self._compared_all else [n for n in touched if n in identities and n not in user]:
+            for n in identities.keys() - user if compared_all else [n for n in touched if n in identities and n not in user]:
                 del identities[n]
             for n in touched & user:
                 identities[n] = id(self.namespace[n])
@@ -506,12 +505,13 @@ class Recorder:
         self._pending = CellNames(writes=untracked)
         self._identities = {n: id(self.namespace[n]) for n in self.user_names()}
 
-    def _touched(self, names: CellNames, user: set[str], everything: bool) -> set[str]:
-        self._compared_all = True
+    def _touched(self, names: CellNames, user: set[str], everything: bool) -> tuple[set[str], bool]:
+        """The names the checkpoint examines, and whether every name was compared by identity."""
         if everything:
-            return user | self.tracker.all_names()
+            return user | self.tracker.all_names(), True
         tracked = self.tracker.by_name
-        touched = {n for n in names.touched if n in user or n in tracked}
+        syntax = names.touched
+        touched = {n for n in syntax if n in user or n in tracked}
         identities = self._identities
         # Whatever a cell rebinds is found by comparing identities with the last commit's. Most
         # cells can rebind only the names their syntax shows (and what the notebook's functions
@@ -522,21 +522,19 @@ class Recorder:
         # name came or went where no syntax showed, and every COMPARE_ALL_EVERY cells; and at
         # every cell from the first time such a comparison finds a name that no syntax showed
         # (code outside the notebook writes its namespace: a library, a thread).
-        expected = names.touched | self._declared
+        expected = syntax | self._declared
         fresh = self._fresh
         self._since_all += 1
         if fresh is not None and not (self._behind or names.opaque or self._unwatched or self._since_all >= COMPARE_ALL_EVERY):
-            if fresh.isdisjoint(user) or (fresh & user) <= expected:
+            if (fresh & user) <= expected:
                 candidates = {n for n in expected | fresh if n in user or n in identities}
-                self._compared_all = False
-                return touched | _rebound(identities, self.namespace, candidates, every=False)
+                return touched | _rebound(identities, self.namespace, candidates, every=False), False
             self._behind = True
         self._since_all = 0
-        self._compared_all = True
         rebound = _rebound(identities, self.namespace, user)
         if not (names.opaque or self._unwatched) and not rebound <= expected:
             self._behind = True
-        return touched | rebound
+        return touched | rebound, True
 
     def report(self, exc: BaseException) -> None:
         self.last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -404,7 +404,7 @@ class Recorder:
                 pending.capture_seconds = time.perf_counter() - t0
                 commit = self.store.record(pending)
             for version, live in cp.new:
-                self.tracker.recorded(live, commit.state[version.names[0]])
+                self.tracker.recorded(live, version.id)  # type: ignore[arg-type]
             # Only touched names can hold other objects than at the last commit (_rebound saw
             # every name whose object changed): the others keep their entries.
             identities = self._identities

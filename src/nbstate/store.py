@@ -283,6 +283,7 @@ class NewVersion:
     serializable: bool
     reason: str | None
     types: dict[str, str]
+    id: int | None = None  # its version id, once recorded
 
 
 @dataclass
@@ -461,6 +462,10 @@ class Store:
             if delta_states else "SELECT id, 0, state, NULL FROM commits WHERE id = ?"
         )
         self._states: dict[str, tuple[dict[str, int], int]] = {}  # commit id -> (state, depth), newest last
+        # The state of the commit this process recorded last, kept up to date in place (its
+        # changes applied), so that recording a commit on it costs what the cell changed rather
+        # than a copy of every name: (commit id, state, depth). Never handed out; state_of copies it.
+        self._tip: tuple[str, dict[str, int], int] | None = None
 
     def _lookup(self, hashes: Sequence[str]) -> dict[str, Location]:
         """The index rows of ``hashes``, as locations (a row without a pack is a loose file)."""
@@ -511,6 +516,7 @@ class Store:
             if self._blobs_moved():
                 self.blobs.forget()
                 self._states.clear()  # gc may have re-encoded commits' states
+                self._tip = None
             self.blobs.gc_held = fcntl is not None
             yield
         finally:
@@ -697,8 +703,7 @@ class Store:
                     pending.error, pending.capture_seconds, json.dumps(pending.examined),
                 ),
             ).lastrowid
-            # (a dict's own copy: a mapping's items one by one cost a lookup each)
-            state = pending.kept.copy() if isinstance(pending.kept, (dict, MappingProxyType)) else dict(pending.kept)
+            ids: dict[str, int] = {}
             for v in pending.new_versions:
                 vid = db.execute(
                     "INSERT INTO var_versions (names, fingerprint, manifest, size, serializable, reason, types, cell_run_id) VALUES (?,?,?,?,?,?,?,?)",
@@ -708,7 +713,7 @@ class Store:
                     ),
                 ).lastrowid
                 for name in v.names:
-                    state[name] = vid
+                    ids[name] = vid
             branch, parent = self._head_in(db, pending.notebook_id)
             if branch is None and parent is not None:
                 branch = self._branch_for_detached(db, pending.notebook_id, parent)
@@ -718,11 +723,62 @@ class Store:
                 _commit_id(pending.notebook_id, parent, seq, now), pending.notebook_id, parent, run_id, pending.message,
                 pending.kind, now, pending.code_blob, sum(b.stored_size for b in pending.blobs), seq,
             )
-            hint = {n for v in pending.new_versions for n in v.names}.union(pending.deletes)
-            self.insert_commit(db, commit, state, hint, exact=parent is not None and parent == pending.base)
+            hint = set(ids).union(pending.deletes)
+            exact = parent is not None and parent == pending.base
+            tip = self._tip if exact and self._tip is not None and self._tip[0] == parent else None
+            changes = None if tip is None else self._insert_on_tip(db, commit, tip, pending.kept, ids, hint)
+            if changes is None:
+                # (a dict's own copy: a mapping's items one by one cost a lookup each)
+                state = pending.kept.copy() if isinstance(pending.kept, (dict, MappingProxyType)) else dict(pending.kept)
+                state.update(ids)
+                self.insert_commit(db, commit, state, hint, exact=exact)
             self._advance(db, pending.notebook_id, branch, commit.id)
+        if changes is None:
+            self._tip = (commit.id, dict(state), self._states[commit.id][1])
+        else:  # recorded: the tip follows, changed in place
+            assert tip is not None
+            changes.apply(tip[1])
+            self._tip = (commit.id, tip[1], 0 if tip[2] + 1 >= STATE_EVERY else tip[2] + 1)
+        for v in pending.new_versions:
+            v.id = ids[v.names[0]]
         self.blobs.committed(pending.blobs)
         return commit
+
+    def _insert_on_tip(
+        self, db: sqlite3.Connection, commit: Commit, tip: tuple[str, dict[str, int], int], kept: Mapping[str, int], ids: dict[str, int], hint: set[str]
+    ) -> Changes | None:
+        """insert_commit for a commit on the tip whose changes ``hint`` names exactly: its state
+        is ``kept`` with the new versions' ``ids`` over it, and only those names are looked at
+        (the whole state is written out every STATE_EVERY commits, as always). None, and
+        nothing written, when the sizes show that the hint missed a change."""
+        _, before, parent_depth = tip
+        created, changed, deleted = {}, {}, []
+        for n in hint:
+            v = ids.get(n, kept.get(n))
+            if v is None:
+                if n in before:
+                    deleted.append(n)
+            elif n not in before:
+                created[n] = v
+            elif before[n] != v:
+                changed[n] = v
+        size = len(kept) + sum(1 for n in ids if n not in kept)
+        if len(before) + len(created) - len(deleted) != size:
+            return None  # the whole state is compared instead
+        changes = Changes(created, changed, deleted)
+        depth = 0 if parent_depth + 1 >= STATE_EVERY else parent_depth + 1
+        full = ""
+        if depth == 0:
+            whole = dict(kept)
+            whole.update(ids)
+            full = json.dumps(dict(sorted(whole.items())))
+        db.execute(
+            f"INSERT INTO commits ({_COMMIT_COLUMNS}, changes, state_depth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (commit.id, commit.notebook_id, commit.parent, commit.cell_run_id, full, commit.message, commit.kind,
+             commit.created, commit.code, commit.bytes_added, commit.seq, changes.to_json(), depth),
+        )
+        commit._changes, commit._store = changes, self
+        return changes
 
     def insert_commit(
         self, db: sqlite3.Connection, commit: Commit, state: dict[str, int], hint: Iterable[str] | None = None, exact: bool = False
@@ -752,6 +808,10 @@ class Store:
         known = self._states.get(commit_id)
         if known is not None:
             return known
+        if self._tip is not None and self._tip[0] == commit_id:
+            state, depth = dict(self._tip[1]), self._tip[2]
+            self._remember(commit_id, state, depth)
+            return state, depth
         steps: list[str | None] = []
         depth = None
         base: dict[str, int] | str | None = None

@@ -54,6 +54,29 @@ def cell(i: int) -> str:
     return f"tmp = [x * 2 for x in range({i % 200})]"
 
 
+KINDS = {
+    "new": "make a new variable (`v{i // 10} = {...}`)",
+    "append": "append to `rows` (it grows by one item)",
+    "counts": "update `counts` (97 keys at most)",
+    "arr": "change one element of `arr` (10,000 floats)",
+    "show": "show `len(rows), sum(counts.values())` (reads `rows`)",
+    "tmp": "rebind `tmp` to a new list of up to 200 ints",
+}
+
+
+def kind(i: int) -> str:
+    """Which of KINDS cell(i) is."""
+    if i % 10 == 0:
+        return "new"
+    return ("append", "counts", "arr", "show", "tmp")[i % 5]
+
+
+# A fixed piece of Python timed inside the kernel without nbstate (silently: no hooks run):
+# how fast the machine was at that point, so that a slower spell is not read as growth.
+CALIBRATION = "(lambda t: (sum(range(200_000)), __import__('time').perf_counter() - t)[1])(__import__('time').perf_counter())"
+CALIBRATE_EVERY = 50
+
+
 def _probe(nb: BenchKernel) -> dict[str, float]:
     out = {}
     for key, line in (
@@ -90,6 +113,8 @@ def measure(n: int, every: int, workdir: Path) -> dict[str, Any]:
                 if k is nb:
                     counts.append(c.execution_count)
             rows.append({"i": i, "without_ms": round(walls[False] * 1000, 3), "with_ms": round(walls[True] * 1000, 3)})
+            if i % CALIBRATE_EVERY == 0:
+                rows[-1]["calibration_ms"] = round(plain.value(CALIBRATION) * 1000, 3)
             if i % every == 0:
                 probes.append({"cells": i, **_probe(nb), "store_bytes": nb.value(
                     "sum(p.stat().st_size for p in __import__('pathlib').Path('.nbstate').rglob('*') if p.is_file())"
@@ -116,7 +141,29 @@ def buckets(rows: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
             "with_ms": round(statistics.median(r["with_ms"] for r in part), 2),
             "overhead_ms": round(statistics.median(over), 2),
             "capture_ms": round(statistics.median(capture), 2) if capture else None,
+            "calibration_ms": _median([r.get("calibration_ms") for r in part]),
         })
+    return out
+
+
+def _median(xs: list[float | None]) -> float | None:
+    got = [x for x in xs if x is not None]
+    return round(statistics.median(got), 2) if got else None
+
+
+def by_kind(rows: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
+    """For each kind of cell: its median overhead and capture in the first and the last
+    ``size`` cells (what grows, and with what)."""
+    first, last = rows[:size], rows[-size:]
+    out = []
+    for k in KINDS:
+        entry: dict[str, Any] = {"kind": k}
+        for label, part in (("first", first), ("last", last)):
+            mine = [r for r in part if kind(r["i"]) == k]
+            entry[f"{label}_overhead_ms"] = _median([r["with_ms"] - r["without_ms"] for r in mine])
+            entry[f"{label}_capture_ms"] = _median([r["capture_ms"] for r in mine])
+            entry[f"{label}_cells"] = len(mine)
+        out.append(entry)
     return out
 
 
@@ -134,11 +181,33 @@ def render(result: dict[str, Any]) -> str:
         "Per-cell times, client wall time in ms, median of each bucket of cells "
         f"(overhead = with - without, cell by cell; capture = nbstate's `capture_seconds`). Produced by {cmd}:",
         "",
-        "| cells | without | with | overhead | capture |",
-        "|---|---|---|---|---|",
+        "| cells | without | with | overhead | capture | calibration |",
+        "|---|---|---|---|---|---|",
     ]
     for row in b:
-        lines.append(f"| {row['cells']} | {row['without_ms']:.2f} | {row['with_ms']:.2f} | {row['overhead_ms']:.2f} | {row['capture_ms']:.2f} |")
+        cal = f"{row['calibration_ms']:.2f}" if row.get("calibration_ms") is not None else "-"
+        lines.append(
+            f"| {row['cells']} | {row['without_ms']:.2f} | {row['with_ms']:.2f} | {row['overhead_ms']:.2f} | {row['capture_ms']:.2f} | {cal} |"
+        )
+    lines += [
+        "",
+        f"Calibration: a fixed piece of Python (`sum(range(200_000))`) timed inside the kernel without nbstate every "
+        f"{CALIBRATE_EVERY} cells, in ms; when it moves, the machine's speed moved, and every column with it.",
+    ]
+    kinds = result.get("kinds")
+    if kinds:
+        lines += [
+            "",
+            f"By kind of cell, median overhead and capture in ms, first {result['every']} cells against last {result['every']}. Produced by {cmd}:",
+            "",
+            "| cell | overhead first | overhead last | capture first | capture last |",
+            "|---|---|---|---|---|",
+        ]
+        for k in kinds:
+            lines.append(
+                f"| {KINDS[k['kind']]} | {_fmt(k['first_overhead_ms'])} | {_fmt(k['last_overhead_ms'])} "
+                f"| {_fmt(k['first_capture_ms'])} | {_fmt(k['last_capture_ms'])} |"
+            )
     lines += [
         "",
         f"The magics as the session grows, client wall time in ms. Produced by {cmd}:",
@@ -164,6 +233,10 @@ def render(result: dict[str, Any]) -> str:
     if result.get("plot"):
         lines += ["", f"![per-cell overhead and log latency over the session](results/{result['plot']})"]
     return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
 
 
 def plot(result: dict[str, Any], path: Path) -> bool:
@@ -241,6 +314,7 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
         "cells": n,
         "every": every,
         "buckets": buckets(measured["rows"], every),
+        "kinds": by_kind(measured["rows"], every),
         **measured,
     }
     RESULTS_DIR.mkdir(exist_ok=True)

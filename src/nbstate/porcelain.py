@@ -180,10 +180,7 @@ def status(store: Store, notebook_id: str, live: Any = None) -> Status:
     if head is not None:
         commit = store.commit(head)
         variables = len(commit.state)
-        for v in store.versions(sorted(set(commit.state.values()))).values():
-            if not v.serializable:
-                for n in v.names:
-                    not_serializable[n] = v.reason or "not serializable"
+        not_serializable = store.unserializable(sorted(set(commit.state.values())))
     return Status(
         store=str(store.root),
         notebook=notebook_id,

@@ -675,6 +675,18 @@ class Store:
                 )
         return out
 
+    def unserializable(self, ids: list[int]) -> dict[str, str]:
+        """Name -> why it was not stored, for the versions among ``ids`` that hold no bytes
+        (their manifests are not read)."""
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            q = ",".join("?" * len(part))
+            for names, reason in self.db.execute(f"SELECT names, reason FROM var_versions WHERE serializable=0 AND id IN ({q})", part):
+                for n in json.loads(names):
+                    out[n] = reason or "not serializable"
+        return out
+
     def cell_run(self, run_id: int) -> CellRun:
         row = self.db.execute(f"SELECT {_CELL_RUN_COLUMNS} FROM cell_runs WHERE id=?", (run_id,)).fetchone()
         if row is None:

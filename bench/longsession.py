@@ -13,11 +13,15 @@ times; overhead = with - without for the same cell; capture is nbstate's own `ca
                                                      # the longsession section of bench/RESULTS.md
                                                      # and bench/results/longsession.png
     .venv/bin/python -m bench.longsession --quick    # 600 cells, bench/results/longsession-quick.json
+    .venv/bin/python -m bench.longsession --compare /tmp/old/src
+        # also the nbstate of another checkout (git worktree add /tmp/old REV), in a third kernel
+        # that takes each cell in turn with the other two: bench/results/longsession-compare.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -91,34 +95,45 @@ def _probe(nb: BenchKernel) -> dict[str, float]:
     return out
 
 
-def measure(n: int, every: int, workdir: Path) -> dict[str, Any]:
+def measure(n: int, every: int, workdir: Path, compare: Path | None = None) -> dict[str, Any]:
+    """``compare``: the src/ directory of another nbstate (a worktree of an older commit), run
+    in a third kernel that takes every cell in turn with the other two, so that both versions
+    meet the same spells of the machine."""
     rows: list[dict[str, Any]] = []
     probes: list[dict[str, Any]] = []
-    with (
-        BenchKernel(workdir / "without", load_nbstate=False) as plain,
-        BenchKernel(workdir / "with", load_nbstate=True) as nb,
-    ):
-        for k in (plain, nb):
+    with contextlib.ExitStack() as stack:
+        plain = stack.enter_context(BenchKernel(workdir / "without", load_nbstate=False))
+        nb = stack.enter_context(BenchKernel(workdir / "with", load_nbstate=True))
+        kernels = {"without": plain, "with": nb}
+        if compare is not None:
+            other = stack.enter_context(BenchKernel(workdir / "compared", load_nbstate=True, env={"PYTHONPATH": str(compare)}))
+            found = Path(other.value("__import__('nbstate').__file__")).resolve()
+            if not found.is_relative_to(compare.resolve()):
+                raise SystemExit(f"the compared kernel imported nbstate from {found}, not from {compare}")
+            kernels["compare"] = other
+        for k in kernels.values():
             k.ok(SETUP)
         probes.append({"cells": 0, **_probe(nb)})
         counts = []
         started = time.perf_counter()
+        labels = list(kernels)
         for i in range(1, n + 1):
             code = cell(i)
-            order = (plain, nb) if i % 2 else (nb, plain)
             walls = {}
-            for k in order:
-                c = k.ok(code)
-                walls[k is nb] = c.wall_s
-                if k is nb:
+            for label in labels[i % len(labels):] + labels[: i % len(labels)]:  # who goes first rotates
+                c = kernels[label].ok(code)
+                walls[label] = c.wall_s
+                if label == "with":
                     counts.append(c.execution_count)
-            rows.append({"i": i, "without_ms": round(walls[False] * 1000, 3), "with_ms": round(walls[True] * 1000, 3)})
+            rows.append({"i": i, **{f"{label}_ms": round(w * 1000, 3) for label, w in walls.items()}})
             if i % CALIBRATE_EVERY == 0:
                 rows[-1]["calibration_ms"] = round(plain.value(CALIBRATION) * 1000, 3)
             if i % every == 0:
                 probes.append({"cells": i, **_probe(nb), "store_bytes": nb.value(
                     "sum(p.stat().st_size for p in __import__('pathlib').Path('.nbstate').rglob('*') if p.is_file())"
                 )})
+                if compare is not None:
+                    _probe(kernels["compare"])  # the same session, magics included
                 print(f"{i} cells in {time.perf_counter() - started:.0f}s; log {probes[-1]['log_ms']} ms", file=sys.stderr, flush=True)
         entries = json.loads(nb.ok("%nbstate log --json").stdout)
         capture = {e["execution_count"]: e["capture_seconds"] for e in entries if e.get("execution_count") is not None}
@@ -142,6 +157,7 @@ def buckets(rows: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
             "overhead_ms": round(statistics.median(over), 2),
             "capture_ms": round(statistics.median(capture), 2) if capture else None,
             "calibration_ms": _median([r.get("calibration_ms") for r in part]),
+            "compare_overhead_ms": _median([r["compare_ms"] - r["without_ms"] for r in part if "compare_ms" in r]),
         })
     return out
 
@@ -163,6 +179,7 @@ def by_kind(rows: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
             entry[f"{label}_overhead_ms"] = _median([r["with_ms"] - r["without_ms"] for r in mine])
             entry[f"{label}_capture_ms"] = _median([r["capture_ms"] for r in mine])
             entry[f"{label}_cells"] = len(mine)
+            entry[f"{label}_compare_overhead_ms"] = _median([r["compare_ms"] - r["without_ms"] for r in mine if "compare_ms" in r])
         out.append(entry)
     return out
 
@@ -172,6 +189,7 @@ def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     b = result["buckets"]
     p = result["probes"]
+    compared = result.get("compare")
     lines = [
         f"## Long sessions: {result['cells']:,} cells in one session",
         "",
@@ -181,32 +199,40 @@ def render(result: dict[str, Any]) -> str:
         "Per-cell times, client wall time in ms, median of each bucket of cells "
         f"(overhead = with - without, cell by cell; capture = nbstate's `capture_seconds`). Produced by {cmd}:",
         "",
-        "| cells | without | with | overhead | capture | calibration |",
-        "|---|---|---|---|---|---|",
+        "| cells | without | with | overhead | capture | calibration |" + (" overhead, compared |" if compared else ""),
+        "|---|---|---|---|---|---|" + ("---|" if compared else ""),
     ]
     for row in b:
         cal = f"{row['calibration_ms']:.2f}" if row.get("calibration_ms") is not None else "-"
         lines.append(
             f"| {row['cells']} | {row['without_ms']:.2f} | {row['with_ms']:.2f} | {row['overhead_ms']:.2f} | {row['capture_ms']:.2f} | {cal} |"
+            + (f" {_fmt(row.get('compare_overhead_ms'))} |" if compared else "")
         )
     lines += [
         "",
         f"Calibration: a fixed piece of Python (`sum(range(200_000))`) timed inside the kernel without nbstate every "
         f"{CALIBRATE_EVERY} cells, in ms; when it moves, the machine's speed moved, and every column with it.",
     ]
+    if compared:
+        lines += [
+            "",
+            f"Compared: a third kernel ran the same cells with the nbstate of {compared['src']} ({compared['commit']}), taking each "
+            "cell in turn with the other two (who goes first rotates); its overhead is against the same kernel without nbstate.",
+        ]
     kinds = result.get("kinds")
     if kinds:
         lines += [
             "",
             f"By kind of cell, median overhead and capture in ms, first {result['every']} cells against last {result['every']}. Produced by {cmd}:",
             "",
-            "| cell | overhead first | overhead last | capture first | capture last |",
-            "|---|---|---|---|---|",
+            "| cell | overhead first | overhead last | capture first | capture last |" + (" compared first | compared last |" if compared else ""),
+            "|---|---|---|---|---|" + ("---|---|" if compared else ""),
         ]
         for k in kinds:
             lines.append(
                 f"| {KINDS[k['kind']]} | {_fmt(k['first_overhead_ms'])} | {_fmt(k['last_overhead_ms'])} "
                 f"| {_fmt(k['first_capture_ms'])} | {_fmt(k['last_capture_ms'])} |"
+                + (f" {_fmt(k.get('first_compare_overhead_ms'))} | {_fmt(k.get('last_compare_overhead_ms'))} |" if compared else "")
             )
     lines += [
         "",
@@ -233,6 +259,13 @@ def render(result: dict[str, Any]) -> str:
     if result.get("plot"):
         lines += ["", f"![per-cell overhead and log latency over the session](results/{result['plot']})"]
     return "\n".join(lines)
+
+
+def _commit_of(src: Path) -> str:
+    import subprocess
+
+    out = subprocess.run(["git", "-C", str(src), "log", "-1", "--format=%h"], capture_output=True, text=True)
+    return f"commit {out.stdout.strip()}" if out.returncode == 0 and out.stdout.strip() else "not a git checkout"
 
 
 def _fmt(x: float | None) -> str:
@@ -286,6 +319,10 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
     parser.add_argument("--quick", action="store_true", help="600 cells")
     parser.add_argument("--cells", type=int, default=None, help="cells to run (default 5000, quick 600)")
     parser.add_argument("--every", type=int, default=None, help="probe the magics every N cells (default 500, quick 150)")
+    parser.add_argument(
+        "--compare", type=Path, default=None, metavar="SRC",
+        help="also run the nbstate in SRC (the src/ of a worktree of another commit) in a third kernel, cell by cell in turn",
+    )
     parser.add_argument("--render", action="store_true", help="measure nothing: rewrite the section from bench/results/longsession.json")
     args = parser.parse_args(argv)
     if args.render:
@@ -294,13 +331,13 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
     n = args.cells or (600 if args.quick else 5000)
     every = args.every or (150 if args.quick else 500)
     command = invoked_as or " ".join([".venv/bin/python", "-m", "bench.longsession", *(sys.argv[1:] if argv is None else argv)])
-    canonical = not args.quick and args.cells is None and args.every is None
-    json_name = "longsession.json" if canonical else "longsession-quick.json"
+    canonical = not args.quick and args.cells is None and args.every is None and args.compare is None
+    json_name = "longsession.json" if canonical else ("longsession-compare.json" if args.compare else "longsession-quick.json")
     machine = machine_info()
     workdir = Path(tempfile.mkdtemp(prefix="nbstate-long-"))
     started = time.perf_counter()
     try:
-        measured = measure(n, every, workdir)
+        measured = measure(n, every, workdir, args.compare)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = {
@@ -313,12 +350,13 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
         "machine": machine,
         "cells": n,
         "every": every,
+        "compare": None if args.compare is None else {"src": str(args.compare), "commit": _commit_of(args.compare)},
         "buckets": buckets(measured["rows"], every),
         "kinds": by_kind(measured["rows"], every),
         **measured,
     }
     RESULTS_DIR.mkdir(exist_ok=True)
-    png = "longsession.png" if canonical else "longsession-quick.png"
+    png = "longsession.png" if canonical else json_name.replace(".json", ".png")
     if plot(result, RESULTS_DIR / png):
         result["plot"] = png
     (RESULTS_DIR / json_name).write_text(json.dumps(result, indent=1) + "\n")

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,16 +183,7 @@ def state_changes(before: dict[str, int], after: dict[str, int], hint: Iterable[
     ``after`` is every name compared. ``exact``: the hint is known to name every difference
     (only the sizes are checked)."""
     if hint is not None:
-        created, changed, deleted = {}, {}, []
-        for n in hint:
-            v = after.get(n)
-            if v is None:
-                if n in before:
-                    deleted.append(n)
-            elif n not in before:
-                created[n] = v
-            elif before[n] != v:
-                changed[n] = v
+        created, changed, deleted = _hinted_changes(before, after.get, hint)
         if len(before) + len(created) - len(deleted) == len(after):
             probe = Changes(created, changed, deleted)
             if exact:
@@ -204,6 +195,22 @@ def state_changes(before: dict[str, int], after: dict[str, int], hint: Iterable[
     created = {n: v for n, v in after.items() if n not in before}
     changed = {n: v for n, v in after.items() if n in before and before[n] != v}
     return Changes(created, changed, [n for n in before if n not in after])
+
+
+def _hinted_changes(before: Mapping[str, int], after: Callable[[str], int | None], hint: Iterable[str]) -> tuple[dict[str, int], dict[str, int], list[str]]:
+    """(created, changed, deleted) among the ``hint`` names, ``after`` giving each name's version
+    id now (None: gone)."""
+    created, changed, deleted = {}, {}, []
+    for n in hint:
+        v = after(n)
+        if v is None:
+            if n in before:
+                deleted.append(n)
+        elif n not in before:
+            created[n] = v
+        elif before[n] != v:
+            changed[n] = v
+    return created, changed, deleted
 
 
 def encode_state(
@@ -764,16 +771,7 @@ class Store:
         (the whole state is written out every STATE_EVERY commits, as always). None, and
         nothing written, when the sizes show that the hint missed a change."""
         _, before, parent_depth = tip
-        created, changed, deleted = {}, {}, []
-        for n in hint:
-            v = ids.get(n, kept.get(n))
-            if v is None:
-                if n in before:
-                    deleted.append(n)
-            elif n not in before:
-                created[n] = v
-            elif before[n] != v:
-                changed[n] = v
+        created, changed, deleted = _hinted_changes(before, lambda n: ids.get(n, kept.get(n)), hint)
         size = len(kept) + sum(1 for n in ids if n not in kept)
         if len(before) + len(created) - len(deleted) != size:
             return None  # the whole state is compared instead

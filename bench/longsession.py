@@ -148,18 +148,22 @@ def buckets(rows: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
     out = []
     for start in range(0, len(rows), size):
         part = rows[start : start + size]
-        over = [r["with_ms"] - r["without_ms"] for r in part]
         capture = [r["capture_ms"] for r in part if r["capture_ms"] is not None]
         out.append({
             "cells": f"{part[0]['i']}-{part[-1]['i']}",
             "without_ms": round(statistics.median(r["without_ms"] for r in part), 2),
             "with_ms": round(statistics.median(r["with_ms"] for r in part), 2),
-            "overhead_ms": round(statistics.median(over), 2),
+            "overhead_ms": _overhead(part, "with_ms"),
             "capture_ms": round(statistics.median(capture), 2) if capture else None,
             "calibration_ms": _median([r.get("calibration_ms") for r in part]),
-            "compare_overhead_ms": _median([r["compare_ms"] - r["without_ms"] for r in part if "compare_ms" in r]),
+            "compare_overhead_ms": _overhead(part, "compare_ms"),
         })
     return out
+
+
+def _overhead(rows: list[dict[str, Any]], key: str) -> float | None:
+    """The median of ``key`` - without, cell by cell, over the rows that have ``key``."""
+    return _median([r[key] - r["without_ms"] for r in rows if key in r])
 
 
 def _median(xs: list[float | None]) -> float | None:
@@ -176,10 +180,10 @@ def by_kind(rows: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"kind": k}
         for label, part in (("first", first), ("last", last)):
             mine = [r for r in part if kind(r["i"]) == k]
-            entry[f"{label}_overhead_ms"] = _median([r["with_ms"] - r["without_ms"] for r in mine])
+            entry[f"{label}_overhead_ms"] = _overhead(mine, "with_ms")
             entry[f"{label}_capture_ms"] = _median([r["capture_ms"] for r in mine])
             entry[f"{label}_cells"] = len(mine)
-            entry[f"{label}_compare_overhead_ms"] = _median([r["compare_ms"] - r["without_ms"] for r in mine if "compare_ms" in r])
+            entry[f"{label}_compare_overhead_ms"] = _overhead(mine, "compare_ms")
         out.append(entry)
     return out
 

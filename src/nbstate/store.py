@@ -220,9 +220,15 @@ def encode_state(
     ``state``, made on a parent with ``parent_state`` (None: no parent) at ``parent_depth``
     (``hint``, ``exact``: as for state_changes)."""
     changes = state_changes(parent_state or {}, state, hint, exact)
-    depth = 0 if parent_state is None or parent_depth + 1 >= STATE_EVERY else parent_depth + 1
+    depth = _depth_after(None if parent_state is None else parent_depth)
     full = json.dumps(dict(sorted(state.items()))) if depth == 0 else ""
     return full, changes.to_json(), depth
+
+
+def _depth_after(parent_depth: int | None) -> int:
+    """The ``state_depth`` of a commit whose parent is at ``parent_depth`` (None: no parent):
+    0, a whole state, every STATE_EVERY commits along a line of history."""
+    return 0 if parent_depth is None or parent_depth + 1 >= STATE_EVERY else parent_depth + 1
 
 
 @dataclass(eq=False)
@@ -745,19 +751,20 @@ class Store:
             hint = set(ids).union(pending.deletes)
             exact = parent is not None and parent == pending.base
             tip = self._tip if exact and self._tip is not None and self._tip[0] == parent else None
-            changes = None if tip is None else self._insert_on_tip(db, commit, tip, pending.kept, ids, hint)
-            if changes is None:
+            on_tip = None if tip is None else self._insert_on_tip(db, commit, tip, pending.kept, ids, hint)
+            if on_tip is None:
                 # (a dict's own copy: a mapping's items one by one cost a lookup each)
                 state = pending.kept.copy() if isinstance(pending.kept, (dict, MappingProxyType)) else dict(pending.kept)
                 state.update(ids)
                 self.insert_commit(db, commit, state, hint, exact=exact)
             self._advance(db, pending.notebook_id, branch, commit.id)
-        if changes is None:
+        if on_tip is None:
             self._tip = (commit.id, dict(state), self._states[commit.id][1])
         else:  # recorded: the tip follows, changed in place
             assert tip is not None
+            changes, depth = on_tip
             changes.apply(tip[1])
-            self._tip = (commit.id, tip[1], 0 if tip[2] + 1 >= STATE_EVERY else tip[2] + 1)
+            self._tip = (commit.id, tip[1], depth)
         for v in pending.new_versions:
             v.id = ids[v.names[0]]
         self.blobs.committed(pending.blobs)
@@ -765,30 +772,27 @@ class Store:
 
     def _insert_on_tip(
         self, db: sqlite3.Connection, commit: Commit, tip: tuple[str, dict[str, int], int], kept: Mapping[str, int], ids: dict[str, int], hint: set[str]
-    ) -> Changes | None:
+    ) -> tuple[Changes, int] | None:
         """insert_commit for a commit on the tip whose changes ``hint`` names exactly: its state
         is ``kept`` with the new versions' ``ids`` over it, and only those names are looked at
-        (the whole state is written out every STATE_EVERY commits, as always). None, and
-        nothing written, when the sizes show that the hint missed a change."""
+        (the whole state is written out every STATE_EVERY commits, as always). Returns its
+        changes and depth; None, and nothing written, when the sizes show that the hint missed
+        a change."""
         _, before, parent_depth = tip
         created, changed, deleted = _hinted_changes(before, lambda n: ids.get(n, kept.get(n)), hint)
         size = len(kept) + sum(1 for n in ids if n not in kept)
         if len(before) + len(created) - len(deleted) != size:
             return None  # the whole state is compared instead
         changes = Changes(created, changed, deleted)
-        depth = 0 if parent_depth + 1 >= STATE_EVERY else parent_depth + 1
+        depth = _depth_after(parent_depth)
         full = ""
         if depth == 0:
             whole = dict(kept)
             whole.update(ids)
             full = json.dumps(dict(sorted(whole.items())))
-        db.execute(
-            f"INSERT INTO commits ({_COMMIT_COLUMNS}, changes, state_depth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (commit.id, commit.notebook_id, commit.parent, commit.cell_run_id, full, commit.message, commit.kind,
-             commit.created, commit.code, commit.bytes_added, commit.seq, changes.to_json(), depth),
-        )
+        _insert_commit_row(db, commit, full, changes.to_json(), depth)
         commit._changes, commit._store = changes, self
-        return changes
+        return changes, depth
 
     def insert_commit(
         self, db: sqlite3.Connection, commit: Commit, state: dict[str, int], hint: Iterable[str] | None = None, exact: bool = False
@@ -801,11 +805,7 @@ class Store:
         else:
             parent_state, parent_depth = self._state_and_depth(commit.parent)
         full, changes, depth = encode_state(state, parent_state, parent_depth, hint, exact)
-        db.execute(
-            f"INSERT INTO commits ({_COMMIT_COLUMNS}, changes, state_depth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (commit.id, commit.notebook_id, commit.parent, commit.cell_run_id, full, commit.message, commit.kind,
-             commit.created, commit.code, commit.bytes_added, commit.seq, changes, depth),
-        )
+        _insert_commit_row(db, commit, full, changes, depth)
         commit._state, commit._changes, commit._store = state, Changes.from_json(changes), self
         self._remember(commit.id, state, depth)
 
@@ -975,6 +975,15 @@ class Store:
 
 _COMMIT_COLUMNS = "id, notebook_id, parent, cell_run_id, state, message, kind, created, code, bytes_added, seq"
 _CELL_RUN_COLUMNS = "id, session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined"
+
+
+def _insert_commit_row(db: sqlite3.Connection, commit: Commit, full: str, changes: str, depth: int) -> None:
+    """The row of ``commit``, with its ``state``, ``changes`` and ``state_depth`` columns."""
+    db.execute(
+        f"INSERT INTO commits ({_COMMIT_COLUMNS}, changes, state_depth) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (commit.id, commit.notebook_id, commit.parent, commit.cell_run_id, full, commit.message, commit.kind,
+         commit.created, commit.code, commit.bytes_added, commit.seq, changes, depth),
+    )
 
 
 def _cell_run_from_row(row: tuple) -> CellRun:

@@ -160,6 +160,22 @@ def test_any_plain_value_with_any_sharing_round_trips(data):
     assert pickle.dumps(back[0]) == pickle.dumps(value) or shape(back[0]) == shape(value)
 
 
+def test_a_cycle_that_makes_the_memoless_pickler_raise_key_error_is_pickled_the_usual_way():
+    # Found by the property above: fast mode raises KeyError, not ValueError, for this cycle.
+    outer, inner, leaf = [[], [], [], frozenset()], [], []
+    loop = [inner]
+    inner.extend([leaf, loop])
+    leaf.append(outer)
+    value = (outer, loop)
+    ser = codec.serialize([value], {})
+    assert ser.ok
+    (back,), _ = codec.load(ser.stream, ser.buffers, {})
+    b_outer, b_loop = back
+    b_inner = b_loop[0]
+    assert b_inner[1] is b_loop and b_inner[0][0] is b_outer
+    assert b_outer[:3] == [[], [], []] and b_outer[3] == frozenset()
+
+
 def test_a_variable_holding_part_of_a_large_plain_value_joins_its_co_variable(tmp_path: Path):
     s = Session(tmp_path / "st")
     records = {i: {"id": i, "tags": ["a"]} for i in range(10_000)}

@@ -783,7 +783,10 @@ def _serialize_plain(values: list[Any], sink: Any) -> Serialized | None:
     pickler = _PlainPickler(out, top)
     try:
         pickler.dump(top)
-    except (_NotPlain, ValueError, RecursionError, pickle.PicklingError):
+    # A cycle deep enough for fast mode to watch for it raises ValueError, or, where the cycle's
+    # first object is met again before the error unwinds, KeyError (CPython's _pickle forgets
+    # that object twice on the way out).
+    except (_NotPlain, ValueError, KeyError, RecursionError, pickle.PicklingError):
         return None
     ids, held, frozen = pickler.ids, pickler.held, pickler.frozen
     del pickler

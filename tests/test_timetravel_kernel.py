@@ -225,3 +225,13 @@ def test_the_collector_is_off_while_values_load_and_on_while_cells_replay(kernel
     kernel.ok("gc.disable()")
     kernel.ok("%nbstate checkout main")
     assert kernel.value("[p.x, gc.isenabled()]") == [2, False]
+
+
+def test_a_change_made_after_a_checkout_in_the_same_cell_is_recorded(kernel):
+    kernel.ok("import pandas as pd\ndf = pd.DataFrame({'a': ['x', 'y', None] * 10, 'b': range(30)})")
+    kernel.ok("df.loc[0, 'b'] = 100")
+    kernel.ok("%nbstate checkout HEAD~1\ndf.loc[2, 'b'] = -1")
+    newest = log(kernel)[0]
+    assert newest["changed"] == ["df"]
+    kernel.ok("%nbstate undo")
+    assert kernel.value("[int(df.loc[0, 'b']), int(df.loc[2, 'b'])]") == [0, 2]

@@ -502,7 +502,9 @@ class Recorder:
             self.report(exc)
         untracked = self.user_names() - self.tracker.all_names()
         self.tracker.drop(untracked)
-        self._pending = CellNames(writes=untracked)
+        # The names the cell's code showed stay pending: code after the checkout in the same
+        # cell may change what was just restored.
+        self._pending.update(CellNames(writes=untracked))
         self._identities = {n: id(self.namespace[n]) for n in self.user_names()}
 
     def _touched(self, names: CellNames, user: set[str], everything: bool) -> tuple[set[str], bool]:

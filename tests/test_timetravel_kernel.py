@@ -227,10 +227,33 @@ def test_the_collector_is_off_while_values_load_and_on_while_cells_replay(kernel
     assert kernel.value("[p.x, gc.isenabled()]") == [2, False]
 
 
+def test_restored_values_are_fingerprinted_after_the_checkout_returns_and_before_the_next_cell(kernel):
+    # A DataFrame with a column of strings pickles to another stream once loaded: without its
+    # fingerprint as restored, a cell that only reads it would record it anew.
+    kernel.ok("import pandas as pd\ndf = pd.DataFrame({'a': ['x', 'y', None] * 10, 'b': range(30)})")
+    kernel.ok("df.loc[0, 'b'] = 100")
+    kernel.ok("%nbstate checkout HEAD~1")
+    # The checkout cell ran nothing else: its fingerprints were taken in the background, and no
+    # cell has started since to wait for them.
+    assert kernel.expr("__import__('nbstate').recorder_of(get_ipython())._fingerprinting is not None") is True
+    kernel.ok("n = len(df)")
+    assert kernel.expr("__import__('nbstate').recorder_of(get_ipython())._fingerprinting is None") is True
+    newest = log(kernel)[0]
+    assert (newest["created"], newest["changed"]) == (["n"], [])
+    # A change made by the first cell after a checkout is recorded, and undone.
+    kernel.ok("%nbstate checkout HEAD~1")
+    kernel.ok("df.loc[1, 'b'] = 7")
+    newest = log(kernel)[0]
+    assert newest["changed"] == ["df"]
+    kernel.ok("%nbstate undo")
+    assert kernel.value("int(df.loc[1, 'b'])") == 1
+
+
 def test_a_change_made_after_a_checkout_in_the_same_cell_is_recorded(kernel):
     kernel.ok("import pandas as pd\ndf = pd.DataFrame({'a': ['x', 'y', None] * 10, 'b': range(30)})")
     kernel.ok("df.loc[0, 'b'] = 100")
     kernel.ok("%nbstate checkout HEAD~1\ndf.loc[2, 'b'] = -1")
+    assert kernel.expr("__import__('nbstate').recorder_of(get_ipython())._fingerprinting is None") is True
     newest = log(kernel)[0]
     assert newest["changed"] == ["df"]
     kernel.ok("%nbstate undo")

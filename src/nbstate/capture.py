@@ -28,7 +28,7 @@ from .analysis import CellNames, global_targets, globals_reached, names_in_sourc
 from .blobs import Chunk, digest
 from .notebook import CodeState
 from .remote import is_url
-from .state import LiveCoVariable, Tracker
+from .state import LiveCoVariable, Reloaded, RestoredFingerprints, Tracker, fingerprint_restored
 from .store import DEFAULT_NOTEBOOK, Commit, PendingCommit, Store, StoreError
 
 # IPython's own names: never user state, whatever they hold.
@@ -144,6 +144,9 @@ class Recorder:
         self.last_error: str | None = None
         self.last_commit: Commit | None = None
         self._transformer = _NameRecorder(self)
+        # Fingerprints of values a restore just loaded, being taken in the background (see
+        # after_restore); finished before the next cell or checkpoint.
+        self._fingerprinting: RestoredFingerprints | None = None
 
     def _notebook_id(self, path: str | None) -> str:
         if not path:
@@ -165,6 +168,7 @@ class Recorder:
         self.commit(code="# the state when nbstate was loaded", everything=True, kind="baseline")
 
     def unregister(self) -> None:
+        self.settle()
         for event, fn in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
             try:
                 self.shell.events.unregister(event, fn)
@@ -185,6 +189,7 @@ class Recorder:
         self._pending.everything |= wildcard
 
     def pre_run_cell(self, info: Any) -> None:
+        self.settle()
         self._depth += 1
         if self._depth == 1:
             self._started = time.time()
@@ -361,6 +366,7 @@ class Recorder:
         message: str | None = None,
     ) -> Commit | None:
         """Checkpoint what changed since the last commit; never raises."""
+        self.settle()
         if self._disabled is not None:
             return None
         if self._paused_until is not None and time.monotonic() < self._paused_until:
@@ -487,8 +493,26 @@ class Recorder:
         except Exception:
             return code
 
-    def after_restore(self, restored: Iterable[LiveCoVariable], deleted: Iterable[str]) -> None:
-        """Bring the tracker in step with a namespace that a checkout just changed."""
+    def settle(self) -> None:
+        """Wait for the fingerprints of restored values that are still being taken."""
+        fingerprinting, self._fingerprinting = self._fingerprinting, None
+        if fingerprinting is not None:
+            fingerprinting.finish()
+
+    def after_restore(self, restored: Iterable[LiveCoVariable], deleted: Iterable[str], reloaded: list[Reloaded] | None = None) -> None:
+        """Bring the tracker in step with a namespace that a checkout just changed.
+
+        ``reloaded``: the loaded co-variables whose fingerprints as restored are still to be
+        taken. When the checkout is all its cell runs (``%nbstate checkout``, ``import``), no
+        code can touch them before the next cell starts: they are taken in the background
+        meanwhile, and the checkout returns that much sooner. Otherwise they are taken now."""
+        self.settle()
+        if reloaded:
+            if self._depth == 1 and is_own_magic_cell(self._raw_cell):
+                self._fingerprinting = RestoredFingerprints(reloaded, self.namespace)
+                self._fingerprinting.start()
+            else:
+                fingerprint_restored(reloaded, self.namespace)
         self._base = None
         self.tracker.drop(set(deleted))
         for live in restored:

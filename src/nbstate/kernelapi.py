@@ -296,10 +296,12 @@ class _GuardedSession(porcelain.Session):
         _announce(self.store, current, target, python_changed, job)
         namespace = rec.namespace
         before = {n: namespace[n] for n in current if n in namespace}
+        reloaded: list[Any] = []
         with job.cancellable_section() as close:
             try:
                 report, restored = restore_state(
-                    self.store, namespace, current, target, rec.transform, python_changed=python_changed, check_blobs=check_blobs
+                    self.store, namespace, current, target, rec.transform, python_changed=python_changed, check_blobs=check_blobs,
+                    fingerprint_later=reloaded,
                 )
                 close()
             except KeyboardInterrupt:
@@ -308,7 +310,7 @@ class _GuardedSession(porcelain.Session):
                 raise Cancelled(f"cancelled: {action} stopped before it changed anything; the variables are as they were") from None
         # From here on nothing is interrupted: the tracker and HEAD follow the namespace.
         job.progress("finishing", "recording the move")
-        rec.after_restore([live for _, live in restored.values()], report.deleted)
+        rec.after_restore([live for _, live in restored.values()], report.deleted, reloaded)
         self.store.move_head(self.notebook, branch, commit_id, action)
         report.branch = branch
         return report

@@ -510,11 +510,12 @@ class Session:
         rec = self._live()
         current: dict[str, int] = {n: -1 for n in rec.user_names(full=True)}
         current.update(rec.live_versions())
+        reloaded: list[Any] = []
         report, restored = restore_state(
             self.store, rec.namespace, current, self.store.commit(commit_id), rec.transform,
-            python_changed=python_changed, check_blobs=check_blobs, throughput=throughput,
+            python_changed=python_changed, check_blobs=check_blobs, throughput=throughput, fingerprint_later=reloaded,
         )
-        rec.after_restore([live for _, live in restored.values()], report.deleted)
+        rec.after_restore([live for _, live in restored.values()], report.deleted, reloaded)
         self.store.move_head(self.notebook, branch, commit_id, action)
         report.branch = branch
         return report

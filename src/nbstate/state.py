@@ -11,6 +11,7 @@ Never imports IPython; never raises into the user's cell (the caller guards it).
 from __future__ import annotations
 
 import bisect
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -550,10 +551,60 @@ def restored_fingerprint(values: Mapping[str, Any], version: VariableVersion, na
         return None
 
 
+# A loaded co-variable waiting for its fingerprint: its values, the version they came from, and
+# the live co-variable whose fingerprint it sets.
+Reloaded = tuple[dict[str, Any], VariableVersion, LiveCoVariable]
+
+
+def fingerprint_restored(reloaded: Iterable[Reloaded], namespace: Mapping[str, Any]) -> None:
+    """Set each live co-variable's fingerprint to its values' as restored (see restored_fingerprint)."""
+    for values, version, live in reloaded:
+        fp = restored_fingerprint(values, version, namespace)
+        if fp is not None:
+            live.fingerprint = fp
+
+
+class RestoredFingerprints(threading.Thread):
+    """``fingerprint_restored`` in a thread of its own, so that a restore returns as soon as the
+    values are in place; the values are pickled again while the user reads the result.
+
+    ``finish`` waits for it and must be called before anything may change the values (the next
+    cell) or read the fingerprints (the next checkpoint); interrupted, it leaves the fingerprints
+    not yet set as recorded (the safe answer: a value that only looks changed is stored again)."""
+
+    def __init__(self, reloaded: list[Reloaded], namespace: Mapping[str, Any]) -> None:
+        super().__init__(name="nbstate-fingerprint", daemon=True)
+        self._reloaded = reloaded
+        self._namespace = namespace
+        self._lock = threading.Lock()
+        self._cancelled = False
+
+    def run(self) -> None:
+        try:
+            for values, version, live in self._reloaded:
+                fp = restored_fingerprint(values, version, self._namespace)
+                with self._lock:
+                    if self._cancelled:
+                        return
+                    if fp is not None:
+                        live.fingerprint = fp
+        finally:
+            self._reloaded = []  # the values are the namespace's to keep, not this thread's
+
+    def finish(self) -> None:
+        try:
+            while self.is_alive():
+                self.join(0.05)
+        except KeyboardInterrupt:
+            with self._lock:
+                self._cancelled = True
+            raise
+
+
 def version_fingerprint(values: list[Any], names: list[str], namespace: Mapping[str, Any]) -> str | None:
     """The fingerprint ``values`` would be stored under (None when they cannot be pickled)."""
     ser, stream = _pickle(values, namespace, None)
     return _streamed_manifest(ser, stream, names)[2] if ser.ok else None
 
 
-__all__ = ["Tracker", "LiveCoVariable", "buffers_of", "Checkpoint", "describe", "load_version", "load_version_with_ids", "restored_fingerprint", "version_fingerprint", "digest"]
+__all__ = ["Tracker", "LiveCoVariable", "buffers_of", "Checkpoint", "describe", "load_version", "load_version_with_ids", "restored_fingerprint", "fingerprint_restored", "RestoredFingerprints", "Reloaded", "version_fingerprint", "digest"]

@@ -27,9 +27,10 @@ from .analysis import side_effects
 from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
 from .state import (
     LiveCoVariable,
+    Reloaded,
     buffers_of,
+    fingerprint_restored,
     load_version_with_ids,
-    restored_fingerprint,
     version_fingerprint,
 )
 from .store import Commit, Store, StoreError, VariableVersion, manifest_chunks
@@ -321,6 +322,7 @@ def restore_state(
     python_changed: bool = False,
     check_blobs: bool = False,
     throughput: float | None = None,
+    fingerprint_later: list[Reloaded] | None = None,
 ) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
     """Build every value of ``target`` that differs from ``current`` aside, then swap them in.
 
@@ -329,6 +331,8 @@ def restore_state(
     again. Returns the report and, per restored version, its values with the live co-variable to
     adopt. Raises CheckoutError, leaving the namespace untouched, when nothing works.
     ``throughput``: the read rate to plan with (default: the store's, measured once).
+    ``fingerprint_later``: where the loaded co-variables go whose fingerprints as restored are
+    still to be taken (``state.fingerprint_restored``); None: they are taken here.
 
     The cyclic collector is off meanwhile, except while replayed cells run (see
     ``_collector_paused``).
@@ -378,9 +382,11 @@ def restore_state(
     for _, live in restored.values():
         manifest = history.version(live.version_id).manifest or {}
         live.class_refs = {c: id(namespace[c]) for c in manifest.get("class_refs", ()) if c in namespace}
-    for vid in report.loaded_versions:
-        values, live = restored[vid]
-        live.fingerprint = restored_fingerprint(values, history.version(vid), namespace) or live.fingerprint
+    reloaded = [(restored[vid][0], history.version(vid), restored[vid][1]) for vid in report.loaded_versions]
+    if fingerprint_later is None:
+        fingerprint_restored(reloaded, namespace)
+    else:
+        fingerprint_later.extend(reloaded)
     report.loaded.sort()
     report.replayed.sort()
     report.seconds = time.perf_counter() - t0

@@ -9,6 +9,12 @@ the end). Every `--every` cells the kernel with nbstate is asked, as a user woul
 (every commit), `%nbstate status` and an undo followed by `checkout @{-1}`. Times are client wall
 times; overhead = with - without for the same cell; capture is nbstate's own `capture_seconds`.
 
+The machine's speed drifts by more than the growth being looked for, so the end of the session
+is also compared with a young one at the same time: two fresh kernels (without and with
+nbstate) run the session's first `--every` cells, then all four kernels take the next `--every`
+cells in turn. Old against young overhead, cell kind by cell kind, is what the session's length
+costs, whatever the machine did meanwhile.
+
     .venv/bin/python -m bench.longsession            # 5,000 cells: bench/results/longsession.json,
                                                      # the longsession section of bench/RESULTS.md
                                                      # and bench/results/longsession.png
@@ -141,7 +147,57 @@ def measure(n: int, every: int, workdir: Path, compare: Path | None = None) -> d
             row["capture_ms"] = round(capture[count] * 1000, 3) if capture.get(count) is not None else None
         names = nb.value("len([n for n in globals() if not n.startswith('_')])")
         namespace = nb.value("len(globals())")
-    return {"rows": rows, "probes": probes, "user_names_at_end": names, "namespace_at_end": namespace}
+        young = _against_young(stack, workdir, plain, nb, n, every)
+    return {"rows": rows, "probes": probes, "user_names_at_end": names, "namespace_at_end": namespace, "against_young": young}
+
+
+def _against_young(stack: contextlib.ExitStack, workdir: Path, old_plain: BenchKernel, old_nb: BenchKernel, n: int, every: int) -> dict[str, Any]:
+    """The session's next ``every`` cells in its two kernels and in two young ones (fresh
+    kernels that ran only the first ``every`` cells), all four taking each cell in turn."""
+    kernels = {
+        "old_without": old_plain,
+        "old_with": old_nb,
+        "young_without": stack.enter_context(BenchKernel(workdir / "young-without", load_nbstate=False)),
+        "young_with": stack.enter_context(BenchKernel(workdir / "young-with", load_nbstate=True)),
+    }
+    for label in ("young_without", "young_with"):
+        kernels[label].ok(SETUP)
+        for i in range(1, every + 1):
+            kernels[label].ok(cell(i))
+    labels = list(kernels)
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, list[int | None]] = {"old_with": [], "young_with": []}
+    for i in range(n + 1, n + every + 1):
+        code = cell(i)
+        row: dict[str, Any] = {"i": i}
+        for label in labels[i % len(labels):] + labels[: i % len(labels)]:
+            c = kernels[label].ok(code)
+            row[f"{label}_ms"] = round(c.wall_s * 1000, 3)
+            if label in counts:
+                counts[label].append(c.execution_count)
+        rows.append(row)
+    for label, got in counts.items():
+        entries = json.loads(kernels[label].ok("%nbstate log --json").stdout)
+        capture = {e["execution_count"]: e["capture_seconds"] for e in entries if e.get("execution_count") is not None}
+        prefix = label.removesuffix("_with")
+        for row, count in zip(rows, got, strict=True):
+            seconds = capture.get(count)
+            row[f"{prefix}_capture_ms"] = round(seconds * 1000, 3) if seconds is not None else None
+    return {"warm_cells": every, "cells": f"{n + 1}-{n + every}", "rows": rows, "kinds": young_by_kind(rows)}
+
+
+def young_by_kind(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Old against young: median overhead (with - without in the same session) and capture, for
+    every cell and for each kind of cell."""
+    out = []
+    for k in [None, *KINDS]:
+        mine = [r for r in rows if k is None or kind(r["i"]) == k]
+        entry: dict[str, Any] = {"kind": k or "all", "cells": len(mine)}
+        for age in ("old", "young"):
+            entry[f"{age}_overhead_ms"] = _median([r[f"{age}_with_ms"] - r[f"{age}_without_ms"] for r in mine])
+            entry[f"{age}_capture_ms"] = _median([r.get(f"{age}_capture_ms") for r in mine])
+        out.append(entry)
+    return out
 
 
 def buckets(rows: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
@@ -237,6 +293,23 @@ def render(result: dict[str, Any]) -> str:
                 f"| {KINDS[k['kind']]} | {_fmt(k['first_overhead_ms'])} | {_fmt(k['last_overhead_ms'])} "
                 f"| {_fmt(k['first_capture_ms'])} | {_fmt(k['last_capture_ms'])} |"
                 + (f" {_fmt(k.get('first_compare_overhead_ms'))} | {_fmt(k.get('last_compare_overhead_ms'))} |" if compared else "")
+            )
+    young = result.get("against_young")
+    if young:
+        lines += [
+            "",
+            f"The session's end against a young session at the same time: after the last cell, two fresh kernels (without and "
+            f"with nbstate) ran the first {young['warm_cells']:,} cells, then all four kernels took cells {young['cells']} in turn. "
+            f"Median overhead and capture in ms. Produced by {cmd}:",
+            "",
+            "| cell | overhead, old session | overhead, young session | capture, old | capture, young |",
+            "|---|---|---|---|---|",
+        ]
+        for k in young["kinds"]:
+            label = "every cell" if k["kind"] == "all" else KINDS[k["kind"]]
+            lines.append(
+                f"| {label} | {_fmt(k['old_overhead_ms'])} | {_fmt(k['young_overhead_ms'])} "
+                f"| {_fmt(k['old_capture_ms'])} | {_fmt(k['young_capture_ms'])} |"
             )
     lines += [
         "",

@@ -169,6 +169,37 @@ def test_fsck_names_a_state_that_cannot_be_rebuilt_and_reading_it_says_what_to_d
     assert out.returncode == 3 and "damaged state" in out.stdout, out.stdout + out.stderr
 
 
+@pytest.mark.skipif(sqlite3.sqlite_version_info < (3, 35), reason="making the older store needs ALTER TABLE DROP COLUMN (SQLite 3.35)")
+def test_a_store_made_before_cell_runs_recorded_randomness_is_read_and_given_the_column(tmp_path):
+    s, commits, _, _ = _history(tmp_path / "st", cells=6)
+    s.store.close()
+    db = sqlite3.connect(tmp_path / "st" / "nbstate.sqlite")
+    db.execute("ALTER TABLE cell_runs DROP COLUMN randomness")
+    db.commit()
+    db.close()
+    runs = [c.cell_run_id for c in commits]
+    for store in (Store(tmp_path / "st", read_only=True), Store(tmp_path / "st")):  # read as it is, then given the column
+        assert [store.cell_run(r).randomness for r in runs] == [None] * len(runs)
+        assert [r.randomness for r in store.cell_runs(runs).values()] == [None] * len(runs)
+        store.close()
+    again = Store(tmp_path / "st")
+    assert again.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()[0] == str(FORMAT_VERSION)
+    assert "randomness" in {r[1] for r in again.db.execute("PRAGMA table_info(cell_runs)")}
+    again.close()
+    # A cell run recorded now says which generators it drew from, and reads back so.
+    from nbstate.store import PendingCommit
+
+    s = Session(tmp_path / "st", session_id="after")
+    store = s.store
+    pending = PendingCommit(
+        notebook_id="default", session_id="after", code="x = np.random.rand(3)", execution_count=1, started=0.0, duration=0.1,
+        reads=[], writes=[], deletes=[], error=None, kept=store.commit(store.head("default")[1]).state, randomness=["numpy"],
+    )
+    made = store.record(pending)
+    assert store.cell_run(made.cell_run_id).randomness == ["numpy"]
+    assert Store(tmp_path / "st", read_only=True).cell_run(made.cell_run_id).randomness == ["numpy"]
+
+
 @pytest.mark.skipif(sqlite3.sqlite_version_info < (3, 35), reason="making a format-3 store needs ALTER TABLE DROP COLUMN (SQLite 3.35)")
 def test_a_format_3_store_is_read_and_upgraded(tmp_path):
     s, commits, _, changes = _history(tmp_path / "st", cells=STATE_EVERY + 10)

@@ -176,3 +176,48 @@ def test_functions_brought_by_an_import_keep_their_global_rebinds_seen(start_ker
     b.ok("x = 1")
     entry = b.log()[0]
     assert entry["created"] == ["x"] and entry["changed"] == ["counter"]
+
+
+def test_values_drawn_from_a_global_random_generator_travel_as_bytes_even_over_a_slow_link(start_kernel, tmp_path):
+    """A cell that draws from a global generator (np.random.rand, random.random) gives other
+    values when replayed elsewhere: the bundle ships what it made and the import loads it,
+    however cheap the cell is to run again. Cells that draw from no global generator are still
+    replayed where that is cheaper."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = start_kernel(tmp_path / "a")
+    a.ok("import random\nimport numpy as np")
+    a.ok("noise = np.random.rand(2_000_000)")  # 16 MB: at 1 MB/s, replaying looks far cheaper
+    a.ok("picks = [random.random() for _ in range(3)]")
+    a.ok("seeded = np.random.default_rng(7).random(2_000_000)")  # its own seeded generator
+    a.ok("total = float(noise.sum() + seeded.sum())")
+    drawn = a.value(
+        "[__import__('json').loads(r[0]) if r[0] else None for r in __import__('sqlite3').connect('.nbstate/nbstate.sqlite')"
+        ".execute('SELECT randomness FROM cell_runs ORDER BY id')][-5:]"
+    )
+    assert drawn == [None, ["numpy"], ["random"], None, None]  # the cells above, in order
+    expected = a.value("[float(noise.sum()), picks, float(seeded.sum()), total]")
+    dest = tmp_path / "slow-link"
+    a.ok(f"%nbstate export {dest} --bandwidth 1MB/s")
+    b = start_kernel(tmp_path / "b")
+    plan = b.ok(f"%nbstate import {dest} --plan-only").stdout
+    assert "seeded" in plan.split("replay:", 1)[1]  # recomputed: cheaper than 16 MB at 1 MB/s
+    r = b.ok(f"%nbstate import {dest}")
+    assert "differs" not in r.stdout and "nondeterministic" not in r.stdout, r.stdout
+    assert "noise" in r.stdout.split("loaded", 1)[1].split(";")[0]
+    assert b.value("[float(noise.sum()), picks, float(seeded.sum()), total]") == expected
+
+
+def test_a_value_only_a_cell_that_drew_random_numbers_can_rebuild_is_still_replayed_and_said_so(start_kernel, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = start_kernel(tmp_path / "a")
+    a.ok("import numpy as np")
+    a.ok("draws = (float(v) for v in np.random.rand(3))")  # a generator: it cannot be stored
+    a.ok("kept = [1, 2]")
+    dest = tmp_path / "bundle"
+    a.ok(f"%nbstate export {dest}")
+    b = start_kernel(tmp_path / "b")
+    r = b.ok(f"%nbstate import {dest}")
+    assert "replayed draws" in r.stdout, r.stdout
+    assert b.value("[len(list(draws)), kept]") == [3, [1, 2]]

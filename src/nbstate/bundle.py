@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .plan import Infeasible, Plan, solve
+from .plan import Infeasible, Plan
 from .store import FORMAT_VERSION, Commit, Store, StoreError, manifest_chunks
 
 BUNDLE_FILE = "bundle.json"
@@ -233,9 +233,10 @@ def copy_history(
                         (run.session_id, notebook, run.started),
                     )
                     run_id = db.execute(
-                        "INSERT INTO cell_runs (session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        "INSERT INTO cell_runs (session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined, randomness) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (run.session_id, run.execution_count, run.code, run.started, run.duration, json.dumps(run.reads),
-                         json.dumps(run.writes), json.dumps(run.deletes), run.error, run.capture_seconds, json.dumps(run.examined)),
+                         json.dumps(run.writes), json.dumps(run.deletes), run.error, run.capture_seconds, json.dumps(run.examined),
+                         json.dumps(run.randomness) if run.randomness else None),
                     ).lastrowid
                     run_ids[c.cell_run_id] = run_id
                     inserted["runs"].append(run_id)
@@ -307,7 +308,7 @@ def parse_bandwidth(text: str | None) -> float | None:
 def export(store: Store, notebook: str, ref_commit: str, dest: str, history: bool = False, bandwidth: float | None = None) -> dict[str, Any]:
     """Write the state of ``ref_commit`` (and its past, or the whole history) to ``dest``."""
     from . import trust
-    from .timetravel import History
+    from .timetravel import History, plan_for
 
     check_location(dest)
     target = store.commit(ref_commit)
@@ -316,7 +317,7 @@ def export(store: Store, notebook: str, ref_commit: str, dest: str, history: boo
     planner = History(store, bandwidth=bandwidth)
     targets = sorted(set(target.state.values()))
     try:
-        plan = solve(targets, planner.version_node, planner.cell_node)
+        plan = plan_for(planner, targets)
     except Infeasible as exc:
         raise BundleError(f"the state of {target.id[:8]} cannot be exported: {exc}") from None
     ship = None if history else set(plan.load) | {t for t in targets if _must_ship(planner, t, plan)}
@@ -568,13 +569,13 @@ def opened(src: str, trust: bool | None = False) -> Iterator[tuple[dict[str, Any
 
 def plan_import(manifest: dict[str, Any], bundle_store: Store, checked: ImportCheck, current: dict[str, int] | None = None) -> Plan:
     """The plan an import would follow (which versions load, which cells replay)."""
-    from .timetravel import History
+    from .timetravel import History, plan_for
 
     history = History(bundle_store, python_changed=checked.python_changed, check_blobs=True)  # (only some bytes are shipped)
     _rule_out_unreplayable(history, bundle_store, manifest, checked)
     target = bundle_store.commit(manifest["commit"])
     try:
-        return solve(sorted(set(target.state.values())), history.version_node, history.cell_node)
+        return plan_for(history, sorted(set(target.state.values())))
     except Infeasible as exc:
         raise BundleError(_explain_missing(checked) or str(exc)) from None
 

@@ -11,6 +11,8 @@ reported once as a warning, and the cell's result and output stay untouched.
 from __future__ import annotations
 
 import ast
+import ctypes
+import importlib
 import itertools
 import json
 import os
@@ -45,6 +47,94 @@ _RESET = re.compile(r"\s*%reset\b(?!_)")
 
 def default_store_location(cwd: str | None = None) -> str:
     return os.environ.get("NBSTATE_STORE") or str(Path(cwd or os.getcwd()) / ".nbstate")
+
+
+def random_states() -> dict[str, Any]:
+    """A token of the state of each global random generator of a library already imported:
+    Python's ``random``, NumPy's legacy global RandomState (``np.random.rand``...), torch's CPU
+    generator (``torch.randn``, the weights ``nn.Linear`` draws...). Comparing the tokens taken
+    after two cells tells whether the second drew from them (or seeded them). About 20 us in all;
+    a generator that cannot be read is left out."""
+    out: dict[str, Any] = {}
+    mods = sys.modules
+    if "numpy" in mods and "numpy.random" not in mods:  # (numpy imports it when first used)
+        try:
+            importlib.import_module("numpy.random")
+        except Exception:  # noqa: BLE001 - a broken numpy: not watched
+            pass
+    for name, read in _RANDOM_STATES:
+        module = mods.get(name)
+        if module is not None:
+            try:
+                out[name] = read(module)
+            except Exception:  # noqa: BLE001 - a library's internals changed: not watched
+                pass
+    return out
+
+
+_numpy_address: tuple[Any, int] | None = None  # (the global RandomState's bit generator, its state's address)
+
+
+def _numpy_state(random: Any) -> bytes:
+    """The global RandomState's Mersenne Twister state, its key and position, read in place
+    (``get_state`` copies it into new objects: 50 us). A draw of one cached Gaussian changes
+    only the RandomState's cache, which this does not see."""
+    global _numpy_address
+    bitgen = random.mtrand._rand._bit_generator
+    if _numpy_address is None or _numpy_address[0] is not bitgen:
+        _numpy_address = (bitgen, bitgen.ctypes.state_address)
+    return ctypes.string_at(_numpy_address[1], _MT_STATE_BYTES)
+
+
+_MT_STATE_BYTES = 624 * 4 + 4  # uint32 key[624]; int pos
+
+
+def _numpy_position(state: bytes) -> int:
+    return int.from_bytes(state[-4:], sys.byteorder, signed=True)
+
+
+def _torch_state(torch: Any) -> bytes:
+    return torch.random.get_rng_state().numpy().tobytes()
+
+
+def _torch_seeded(torch: Any) -> bytes:
+    g = torch.Generator()
+    g.manual_seed(torch.initial_seed())
+    return g.get_state().numpy().tobytes()
+
+
+# How to read each generator's state, and whether the state of a generator made since the last
+# look (its module imported meanwhile: there is no state to compare with) shows that it drew:
+# NumPy's is seeded from the system at import and has drawn once its position differs from a new
+# RandomState's; torch's has drawn once it differs from a generator given the same seed.
+_RANDOM_STATES: tuple[tuple[str, Any], ...] = (
+    ("random", lambda m: hash(m.getstate())),
+    ("numpy.random", _numpy_state),
+    ("torch", _torch_state),
+)
+_FRESH_USED: dict[str, Any] = {
+    "numpy.random": lambda m, state: _numpy_position(state) != m.RandomState().get_state(legacy=True)[2],
+    "torch": lambda m, state: state != _torch_seeded(m),
+}
+_RANDOM_NAMES = {"random": "random", "numpy.random": "numpy", "torch": "torch"}
+
+
+def random_used(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The generators whose state in ``after`` differs from ``before`` (both random_states), by
+    library name; a generator made in between counts when its state shows it drew."""
+    used = []
+    for name, state in after.items():
+        if name in before:
+            if before[name] != state:
+                used.append(_RANDOM_NAMES[name])
+            continue
+        fresh = _FRESH_USED.get(name)
+        try:
+            if fresh is not None and fresh(sys.modules[name], state):
+                used.append(_RANDOM_NAMES[name])
+        except Exception:  # noqa: BLE001 - cannot tell: not counted
+            pass
+    return sorted(used)
 
 
 def is_own_magic_cell(raw: str) -> bool:
@@ -147,6 +237,10 @@ class Recorder:
         # Fingerprints of values a restore just loaded, being taken in the background (see
         # after_restore); finished before the next cell or checkpoint.
         self._fingerprinting: RestoredFingerprints | None = None
+        # random_states() after the last cell (None: not taken yet): a cell drew from a global
+        # random generator when the state after it differs. Between cells, only code outside
+        # them (a widget's callback, a thread) can draw, and that is counted to the next cell.
+        self._random_seen: dict[str, Any] | None = None
 
     def _notebook_id(self, path: str | None) -> str:
         if not path:
@@ -166,6 +260,7 @@ class Recorder:
         # The state as it is now (often empty) is the root that the first cell's undo returns to;
         # in a restarted kernel it follows the old HEAD, so undo brings the old state back.
         self.commit(code="# the state when nbstate was loaded", everything=True, kind="baseline")
+        self._randomness()  # the generators' states to compare the first cell's with
 
     def unregister(self) -> None:
         self.settle()
@@ -211,12 +306,14 @@ class Recorder:
         error_text = None if error is None else f"{type(error).__name__}: {error}"
         written = set(self._pending.writes)
         self.last_deleted = []
+        randomness = self._randomness()
         commit = self.commit(
             code=self._raw_cell,
             execution_count=getattr(result, "execution_count", None),
             started=self._started,
             duration=duration,
             error=error_text,
+            randomness=randomness,
         )
         self._send()
         try:
@@ -228,6 +325,15 @@ class Recorder:
                 )
         except Exception as exc:  # pragma: no cover - defensive: never disturb the cell
             self.report(exc)
+
+    def _randomness(self) -> list[str] | None:
+        """The global random generators the cell just run drew from (None: cannot tell)."""
+        try:
+            seen, self._random_seen = self._random_seen, random_states()
+            return random_used(seen, self._random_seen) if seen is not None else None
+        except Exception:  # pragma: no cover - defensive: never disturb the cell
+            self._random_seen = None
+            return None
 
     def _check_ipython_names(self, written: set[str]) -> None:
         """IPython's own names: put back those a cell removed (IPython's magics need them), and
@@ -364,8 +470,10 @@ class Recorder:
         everything: bool = False,
         kind: str = "auto",
         message: str | None = None,
+        randomness: list[str] | None = None,
     ) -> Commit | None:
-        """Checkpoint what changed since the last commit; never raises."""
+        """Checkpoint what changed since the last commit; never raises. ``randomness``: the
+        global random generators the cell drew from (random_used)."""
         self.settle()
         if self._disabled is not None:
             return None
@@ -404,6 +512,7 @@ class Recorder:
                     kind=kind,
                     message=message,
                     base=self._base,
+                    randomness=randomness or None,
                 )
                 if self.code_state is not None:
                     pending.code_blob = self._record_code(pending, ran=kind == "auto")

@@ -318,15 +318,14 @@ class _GuardedSession(porcelain.Session):
 
 def _announce(store: Any, current: dict[str, int], target: Any, python_changed: bool, job: _Job) -> None:
     """Tell the server what the move will do and how long the plan expects it to take."""
-    from .plan import solve
-    from .timetravel import History
+    from .timetravel import History, plan_for
 
     wanted = sorted({vid for n, vid in target.state.items() if current.get(n) != vid})
     estimate = None
     try:
         if wanted:
             history = History(store, python_changed=python_changed)
-            estimate = solve(wanted, history.version_node, history.cell_node).seconds
+            estimate = plan_for(history, wanted).seconds
     except Exception:  # the move itself reports what is wrong; this is only an estimate
         estimate = None
     job.progress(

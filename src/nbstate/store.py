@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS cell_runs (
     id INTEGER PRIMARY KEY, session_id TEXT NOT NULL REFERENCES sessions(id),
     execution_count INTEGER, code TEXT NOT NULL, started REAL NOT NULL, duration REAL NOT NULL,
     reads TEXT NOT NULL, writes TEXT NOT NULL, deletes TEXT NOT NULL, error TEXT,
-    capture_seconds REAL, examined TEXT NOT NULL);
+    capture_seconds REAL, examined TEXT NOT NULL, randomness TEXT);
 CREATE TABLE IF NOT EXISTS blobs (
     hash TEXT PRIMARY KEY, size INTEGER NOT NULL, stored_size INTEGER NOT NULL,
     codec TEXT NOT NULL, pack TEXT, pack_offset INTEGER);
@@ -283,6 +283,9 @@ class CellRun:
     error: str | None
     capture_seconds: float | None
     examined: list[str]
+    # The global random generators whose state the cell changed (random, numpy, torch): its
+    # replay gives the same values only from the same state. None: none seen (or not watched).
+    randomness: list[str] | None = None
 
 
 @dataclass
@@ -319,6 +322,7 @@ class PendingCommit:
     message: str | None = None
     kind: str = "auto"
     code_blob: str | None = None
+    randomness: list[str] | None = None  # see CellRun.randomness
     # The commit whose state ``kept`` and the new versions change, when the writer knows it (its
     # own last commit): when HEAD is still there, the changes are those of the new versions and
     # ``deletes`` alone, and the states are not compared name by name.
@@ -396,6 +400,10 @@ class Store:
                 self.db.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
             elif int(row[0]) < FORMAT_VERSION:
                 self._upgrade(int(row[0]))
+            # Added within version 5, which readers that do not know it ignore: NULL for the cell
+            # runs recorded before (not watched).
+            if "randomness" not in {r[1] for r in self.db.execute("PRAGMA table_info(cell_runs)")}:
+                self.db.execute("ALTER TABLE cell_runs ADD COLUMN randomness TEXT")
 
     def _upgrade(self, version: int) -> None:
         """Bring a store of an older format up to this one, in the open transaction. Version 1
@@ -440,6 +448,7 @@ class Store:
             row = self.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
             columns = {r[1] for r in self.db.execute("PRAGMA table_info(blobs)")}
             commit_columns = {r[1] for r in self.db.execute("PRAGMA table_info(commits)")}
+            run_columns = {r[1] for r in self.db.execute("PRAGMA table_info(cell_runs)")}
         except sqlite3.Error as exc:
             if getattr(self, "db", None) is not None:
                 self.db.close()
@@ -454,14 +463,17 @@ class Store:
                 f"{FORMAT_VERSION}: upgrade nbstate (pip install -U nbstate)"
             )
         self._packed_index = "pack" in columns  # a store of version 1 has loose files only
-        self._columns(delta_states="state_depth" in commit_columns)  # before version 4: whole states only
+        # before version 4: whole states only; a store made before cell runs had randomness
+        self._columns(delta_states="state_depth" in commit_columns, randomness="randomness" in run_columns)
         self._generation = None
         self._lock_fd = None
         self.blobs = BlobFiles(self.root, create=False, lookup=self._lookup)
         self._throughput = 200e6
 
-    def _columns(self, delta_states: bool) -> None:
-        """The commit columns this store's database has, and the cache of commits' states."""
+    def _columns(self, delta_states: bool, randomness: bool = True) -> None:
+        """The commit and cell-run columns this store's database has, and the cache of commits'
+        states."""
+        self._cell_run_cols = f"{_CELL_RUN_COLUMNS}, {'randomness' if randomness else 'NULL'}"
         extra = "changes, state_depth" if delta_states else "NULL, 0"
         self._commit_cols = f"{_COMMIT_COLUMNS}, {extra}"
         self._commit_cols_c = ", ".join(f"c.{c.strip()}" for c in _COMMIT_COLUMNS.split(",")) + (", c.changes, c.state_depth" if delta_states else ", NULL, 0")
@@ -658,7 +670,7 @@ class Store:
         return {row[0]: self._commit_from_row(row) for row in self._rows_by_id(self._commit_cols, "commits", ids)}
 
     def cell_runs(self, ids: Sequence[int]) -> dict[int, CellRun]:
-        return {row[0]: _cell_run_from_row(row) for row in self._rows_by_id(_CELL_RUN_COLUMNS, "cell_runs", ids)}
+        return {row[0]: _cell_run_from_row(row) for row in self._rows_by_id(self._cell_run_cols, "cell_runs", ids)}
 
     def _rows_by_id(self, columns: str, table: str, ids: Sequence[Any]) -> Iterator[tuple]:
         """The rows of ``table`` whose ``id`` is one of ``ids``, in batches SQLite accepts."""
@@ -701,7 +713,7 @@ class Store:
         return out
 
     def cell_run(self, run_id: int) -> CellRun:
-        row = self.db.execute(f"SELECT {_CELL_RUN_COLUMNS} FROM cell_runs WHERE id=?", (run_id,)).fetchone()
+        row = self.db.execute(f"SELECT {self._cell_run_cols} FROM cell_runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no cell run {run_id} in {self.root}")
         return _cell_run_from_row(row)
@@ -721,11 +733,12 @@ class Store:
                 [(b.hash, b.size, b.stored_size, b.codec, b.pack, b.offset) for b in pending.blobs],
             )
             run_id = None if pending.kind == "manual" else db.execute(
-                "INSERT INTO cell_runs (session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO cell_runs (session_id, execution_count, code, started, duration, reads, writes, deletes, error, capture_seconds, examined, randomness) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     pending.session_id, pending.execution_count, pending.code, pending.started, pending.duration,
                     json.dumps(pending.reads), json.dumps(pending.writes), json.dumps(pending.deletes),
                     pending.error, pending.capture_seconds, json.dumps(pending.examined),
+                    json.dumps(pending.randomness) if pending.randomness else None,
                 ),
             ).lastrowid
             ids: dict[str, int] = {}
@@ -987,7 +1000,10 @@ def _insert_commit_row(db: sqlite3.Connection, commit: Commit, full: str, change
 
 
 def _cell_run_from_row(row: tuple) -> CellRun:
-    return CellRun(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), json.loads(row[8]), row[9], row[10], json.loads(row[11]))
+    return CellRun(
+        row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]), json.loads(row[8]), row[9], row[10],
+        json.loads(row[11]), json.loads(row[12]) if row[12] else None,
+    )
 
 
 def _is_corruption(exc: sqlite3.Error) -> bool:

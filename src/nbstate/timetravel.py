@@ -155,6 +155,11 @@ class History:
         # loads): then a version is loadable only when the store has every chunk it names.
         self.check_blobs = check_blobs
         self.unreplayable: dict[int, str] = {}
+        # A cell that drew from a global random generator (CellRun.randomness) gives other values
+        # when replayed, the generator being elsewhere by then: plans leave such cells out while
+        # loading can rebuild what they made (plan_for), and replay them only when nothing can.
+        self.avoid_random = True
+        self.avoided: set[int] = set()
         self.python_changed = python_changed
         # Bytes per second a load reads and decodes at: the store's measured rate unless given.
         self.throughput = throughput if throughput is not None else store.read_throughput()
@@ -222,6 +227,9 @@ class History:
         run, commit, before = self.run(run_id)
         if commit.kind != "auto" or run.error is not None:
             return None  # the state a session started with, or a cell that raised part-way
+        if run.randomness and self.avoid_random:
+            self.avoided.add(run_id)
+            return None
         earlier = set(before.values())
         outputs = frozenset(vid for vid in commit.state.values() if vid not in earlier)
         # A version can hold names the cell did not make (it joined them to an older value):
@@ -237,6 +245,18 @@ class History:
         node = CellNode(run_id, commit.seq, replay_seconds(run.duration), inputs, outputs)
         self.cells[run_id] = node
         return node
+
+
+def plan_for(history: History, targets: list[int]) -> Plan:
+    """The cheapest plan that rebuilds ``targets``, replaying a cell that drew from a global random
+    generator only when no plan without one exists (an unserializable value it made)."""
+    try:
+        return solve(targets, history.version_node, history.cell_node)
+    except Infeasible:
+        if not (history.avoid_random and history.avoided):
+            raise
+        history.avoid_random = False
+        return solve(targets, history.version_node, history.cell_node)
 
 
 def _holds_code(v: VariableVersion) -> bool:
@@ -356,7 +376,7 @@ def restore_state(
     failures: list[str] = []
     while True:
         try:
-            plan = solve(to_restore, history.version_node, history.cell_node)
+            plan = plan_for(history, to_restore)
         except Infeasible:
             raise CheckoutError(_why_infeasible(history, to_restore, failures)) from None
         try:

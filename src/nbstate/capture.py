@@ -62,7 +62,7 @@ def random_states() -> dict[str, Any]:
             importlib.import_module("numpy.random")
         except Exception:  # noqa: BLE001 - a broken numpy: not watched
             pass
-    for name, read in _RANDOM_STATES:
+    for name, _, read, _ in _RANDOM_STATES:
         module = mods.get(name)
         if module is not None:
             try:
@@ -103,35 +103,32 @@ def _torch_seeded(torch: Any) -> bytes:
     return g.get_state().numpy().tobytes()
 
 
-# How to read each generator's state, and whether the state of a generator made since the last
-# look (its module imported meanwhile: there is no state to compare with) shows that it drew:
-# NumPy's is seeded from the system at import and has drawn once its position differs from a new
-# RandomState's; torch's has drawn once it differs from a generator given the same seed.
-_RANDOM_STATES: tuple[tuple[str, Any], ...] = (
-    ("random", lambda m: hash(m.getstate())),
-    ("numpy.random", _numpy_state),
-    ("torch", _torch_state),
+# Per generator: its module, the library name recorded, how to read its state, and whether the
+# state of a generator made since the last look (its module imported meanwhile: there is no state
+# to compare with) shows that it drew: NumPy's is seeded from the system at import and has drawn
+# once its position differs from a new RandomState's; torch's has drawn once it differs from a
+# generator given the same seed; Python's cannot tell (it is imported before any cell).
+_RANDOM_STATES: tuple[tuple[str, str, Any, Any], ...] = (
+    ("random", "random", lambda m: hash(m.getstate()), None),
+    ("numpy.random", "numpy", _numpy_state, lambda m, state: _numpy_position(state) != m.RandomState().get_state(legacy=True)[2]),
+    ("torch", "torch", _torch_state, lambda m, state: state != _torch_seeded(m)),
 )
-_FRESH_USED: dict[str, Any] = {
-    "numpy.random": lambda m, state: _numpy_position(state) != m.RandomState().get_state(legacy=True)[2],
-    "torch": lambda m, state: state != _torch_seeded(m),
-}
-_RANDOM_NAMES = {"random": "random", "numpy.random": "numpy", "torch": "torch"}
 
 
 def random_used(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The generators whose state in ``after`` differs from ``before`` (both random_states), by
     library name; a generator made in between counts when its state shows it drew."""
     used = []
-    for name, state in after.items():
-        if name in before:
-            if before[name] != state:
-                used.append(_RANDOM_NAMES[name])
+    for module, library, _, fresh_drew in _RANDOM_STATES:
+        if module not in after:
             continue
-        fresh = _FRESH_USED.get(name)
+        if module in before:
+            if before[module] != after[module]:
+                used.append(library)
+            continue
         try:
-            if fresh is not None and fresh(sys.modules[name], state):
-                used.append(_RANDOM_NAMES[name])
+            if fresh_drew is not None and fresh_drew(sys.modules[module], after[module]):
+                used.append(library)
         except Exception:  # noqa: BLE001 - cannot tell: not counted
             pass
     return sorted(used)
@@ -512,7 +509,7 @@ class Recorder:
                     kind=kind,
                     message=message,
                     base=self._base,
-                    randomness=randomness or None,
+                    randomness=randomness,
                 )
                 if self.code_state is not None:
                     pending.code_blob = self._record_code(pending, ran=kind == "auto")

@@ -11,6 +11,7 @@ Never imports IPython; never raises into the user's cell (the caller guards it).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -556,12 +557,17 @@ def restored_fingerprint(values: Mapping[str, Any], version: VariableVersion, na
 Reloaded = tuple[dict[str, Any], VariableVersion, LiveCoVariable]
 
 
-def fingerprint_restored(reloaded: Iterable[Reloaded], namespace: Mapping[str, Any]) -> None:
-    """Set each live co-variable's fingerprint to its values' as restored (see restored_fingerprint)."""
+def fingerprint_restored(reloaded: Iterable[Reloaded], namespace: Mapping[str, Any], guard: RestoredFingerprints | None = None) -> None:
+    """Set each live co-variable's fingerprint to its values' as restored (see restored_fingerprint).
+    ``guard``: the thread doing it, whose wait may be interrupted: each fingerprint is then set
+    under its lock, and none once it is cancelled."""
     for values, version, live in reloaded:
         fp = restored_fingerprint(values, version, namespace)
-        if fp is not None:
-            live.fingerprint = fp
+        with guard._lock if guard is not None else contextlib.nullcontext():
+            if guard is not None and guard._cancelled:
+                return
+            if fp is not None:
+                live.fingerprint = fp
 
 
 class RestoredFingerprints(threading.Thread):
@@ -581,13 +587,7 @@ class RestoredFingerprints(threading.Thread):
 
     def run(self) -> None:
         try:
-            for values, version, live in self._reloaded:
-                fp = restored_fingerprint(values, version, self._namespace)
-                with self._lock:
-                    if self._cancelled:
-                        return
-                    if fp is not None:
-                        live.fingerprint = fp
+            fingerprint_restored(self._reloaded, self._namespace, guard=self)
         finally:
             self._reloaded = []  # the values are the namespace's to keep, not this thread's
 

@@ -281,3 +281,92 @@ def test_a_commit_on_the_last_one_is_recorded_from_its_changes_and_a_missed_name
     for cid, state in expected.items():
         assert fresh.commit(cid).state == state
     assert fresh.commit(fourth.id).changes.deleted == ["e"]
+
+
+def _pack_inodes(store: Store) -> dict[int, str]:
+    return {p.stat().st_ino: p.name for p in store.blobs.packs.glob("pack-*.pack")}
+
+
+def _copied_states_read_back(src: Store, dst_root: Path, commits, ids) -> None:
+    fresh = Store(dst_root, read_only=True)
+    for c in commits:
+        state = src.commit(c.id).state
+        assert {n: ids[v] for n, v in state.items()} == fresh.commit(c.id).state
+        for name in state:
+            assert _value(fresh, c.id, name) == _value(src, c.id, name)
+    assert maintenance.fsck(fresh).ok
+    fresh.close()
+
+
+def test_a_history_from_packs_known_intact_is_linked_not_copied_where_the_file_system_allows(tmp_path, monkeypatch):
+    from nbstate import blobs
+    from nbstate.bundle import copy_history
+
+    s, commits, _, _ = _history(tmp_path / "st", cells=30)
+    s.store.close()
+    src = Store(tmp_path / "st", read_only=True)
+    ordered = sorted((src.commit(c.id) for c in commits), key=lambda c: c.seq)
+    src_inodes = _pack_inodes(src)
+
+    # Known intact (a signed bundle): the source's packs become the destination's own, under new names.
+    dst = Store(tmp_path / "linked")
+    ids = copy_history(src, dst, ordered, "default", None, verified=True)
+    dst.close()
+    linked = _pack_inodes(Store(tmp_path / "linked", read_only=True))
+    shared = set(linked) & set(src_inodes)
+    assert shared and all(linked[i] != src_inodes[i] for i in shared)
+    _copied_states_read_back(src, tmp_path / "linked", ordered, ids)
+
+    # Not known intact: every blob is checked and copied, nothing linked.
+    dst = Store(tmp_path / "checked")
+    ids = copy_history(src, dst, ordered, "default", None)
+    dst.close()
+    assert not set(_pack_inodes(Store(tmp_path / "checked", read_only=True))) & set(src_inodes)
+    _copied_states_read_back(src, tmp_path / "checked", ordered, ids)
+
+    # Where links cannot be made (another file system), the blobs are copied.
+    def no_links(*args, **kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(blobs.os, "link", no_links)
+    dst = Store(tmp_path / "copied")
+    ids = copy_history(src, dst, ordered, "default", None, verified=True)
+    dst.close()
+    assert not set(_pack_inodes(Store(tmp_path / "copied", read_only=True))) & set(src_inodes)
+    _copied_states_read_back(src, tmp_path / "copied", ordered, ids)
+
+
+def test_a_pack_mostly_of_other_blobs_is_copied_from_not_linked(tmp_path):
+    from nbstate.bundle import copy_history
+
+    s, commits, _, _ = _history(tmp_path / "st", cells=30)
+    s.store.close()
+    src = Store(tmp_path / "st", read_only=True)
+    last = src.commit(commits[-1].id)
+    chain = list(src.ancestors(last.id))[::-1]
+    one = sorted(set(last.state.values()))[:1]  # the bytes of one version only
+    dst = Store(tmp_path / "dst")
+    copy_history(src, dst, chain, "default", set(one), verified=True)
+    dst.close()
+    assert not set(_pack_inodes(Store(tmp_path / "dst", read_only=True))) & set(_pack_inodes(src))
+    fresh = Store(tmp_path / "dst", read_only=True)
+    name = next(n for n, v in last.state.items() if v == one[0])
+    assert _value(fresh, last.id, name) == _value(src, last.id, name)
+
+
+def test_a_pack_others_may_read_is_copied_not_linked_so_the_store_stays_private(tmp_path):
+    from nbstate.bundle import copy_history
+
+    s, commits, _, _ = _history(tmp_path / "st", cells=10)
+    s.store.close()
+    for p in (tmp_path / "st").rglob("pack-*.pack"):
+        p.chmod(0o644)  # as a download under the usual umask leaves it
+    src = Store(tmp_path / "st", read_only=True)
+    ordered = sorted((src.commit(c.id) for c in commits), key=lambda c: c.seq)
+    dst = Store(tmp_path / "dst")
+    ids = copy_history(src, dst, ordered, "default", None, verified=True)
+    dst.close()
+    packs = list(Store(tmp_path / "dst", read_only=True).blobs.packs.glob("pack-*.pack"))
+    assert not {p.stat().st_ino for p in packs} & set(_pack_inodes(src))
+    assert all(p.stat().st_mode & 0o077 == 0 for p in packs)
+    _copied_states_read_back(src, tmp_path / "dst", ordered, ids)

@@ -37,6 +37,9 @@ def test_export_then_import_into_a_fresh_kernel_elsewhere(start_kernel, tmp_path
     assert "now at branch imported" in r.stdout
     assert state_summary(b) == expected
     assert b.value("scale.__globals__ is globals()") is True
+    if dest.is_dir():  # the bundle's packs, signed and on this file system, were linked, not copied
+        bundle_packs = {p.stat().st_ino for p in dest.rglob("pack-*.pack")}
+        assert bundle_packs & {p.stat().st_ino for p in (tmp_path / "b").rglob("pack-*.pack")}
     # time travel goes on in the new kernel: its history holds the imported commits
     b.ok("items.append(5)")
     b.ok("%nbstate undo")
@@ -52,6 +55,8 @@ def test_unserializable_objects_migrate_by_replay_and_say_so(start_kernel, tmp_p
     a.ok("import threading, sqlite3\nnums = [1, 2, 3]\ngen = (n * 10 for n in nums)\nfirst = next(gen)")
     a.ok("lock = threading.Lock()\nfh = open('lines.txt')\nhead = fh.readline()")
     a.ok("con = sqlite3.connect(':memory:')\ncon.execute('create table t (v)')\ncon.execute('insert into t values (42)')")
+    # The collector is off through the import, but on while its cells replay (they may make garbage).
+    a.ok("import gc\nprobe = [gc.isenabled(), threading.Lock()]  # a lock: replayed")
     dest = tmp_path / "bundle"
     a.ok(f"%nbstate export {dest}")
     b = start_kernel(tmp_path / "b")
@@ -63,6 +68,7 @@ def test_unserializable_objects_migrate_by_replay_and_say_so(start_kernel, tmp_p
     assert b.value("[first, next(gen), head, fh.readline(), type(lock).__name__, con.execute('select v from t').fetchone()[0]]") == [
         10, 20, "alpha\n", "beta\n", "lock", 42,
     ]
+    assert b.value("[probe[0], gc.isenabled()]") == [True, True]
 
 
 def test_import_says_what_is_missing_before_touching_anything(start_kernel, tmp_path):

@@ -37,6 +37,7 @@ _HEADER_RAW = b"NBr1"  # loose blob files of format version 1
 _HEADER_ZSTD = b"NBz1"
 PACK_MAGIC = b"NBpack2\n"
 PACK_LIMIT = 1 << 30  # a new pack is started once the current one is this large
+_LINK_SHARE = 0.9  # copy_from links a source pack whole when wanted blobs are this share of it
 _ALIGN = 4096  # raw payloads of at least _ALIGN_MIN bytes start on a page, so they can be mapped
 _ALIGN_MIN = 64 << 10
 MMAP_MIN = 64 << 20  # buffers at least this large may be restored as a copy-on-write mapping
@@ -753,10 +754,12 @@ class BlobFiles:
         self._close_pack()
         self.close_readers()
 
-    def copy_from(self, src: BlobFiles, hashes: Iterable[str], verify: bool = True) -> list[Written]:
+    def copy_from(self, src: BlobFiles, hashes: Iterable[str], verify: bool = True, link: bool = False) -> list[Written]:
         """Copy blobs from another store's files as they are stored (not re-encoded); each is
         decoded and checked against its hash unless ``verify`` is false (the caller knows the
-        source's packs are intact; every later read checks the hash anyway)."""
+        source's packs are intact; every later read checks the hash anyway). With ``link`` (and
+        not ``verify``), a source pack that holds little but wanted blobs is taken whole by a
+        hard link (``_link_packs``) rather than copied."""
         unknown = [h for h in dict.fromkeys(hashes) if h not in self._seen and h not in self._uncommitted]
         present = self.locate(unknown)
         self._seen.update(present)
@@ -764,7 +767,10 @@ class BlobFiles:
         if not wanted:
             return []
         where = src.locate(wanted)
-        out = []
+        out = self._link_packs(src, where) if link and not verify else []
+        wanted = [h for h in wanted if h not in self._uncommitted]
+        if not wanted:
+            return out
         self._ensure_pack()
         for h in wanted:
             loc = where.get(h)
@@ -779,6 +785,74 @@ class BlobFiles:
             if verify:
                 src.check(loc, payload)
             out.append(self._append_stored(loc, payload))
+        return out
+
+    def _link_packs(self, src: BlobFiles, where: dict[str, Location]) -> list[Written]:
+        """Hard-link into this store the packs of ``src`` whose bytes are at least
+        ``_LINK_SHARE`` wanted blobs (``where``: their locations), as packs of its own under new
+        names; the blobs keep their offsets. An import of a bundle on the same file system so
+        costs no copy of its bytes (nor a second copy in the page cache). Safe because a pack is
+        never written once its writer moved on: a new process appends only to packs it made, and
+        gc writes new packs and deletes old ones, which removes a name, not the other's file. The
+        other blobs of a linked pack are garbage here, for gc. Only a pack the user owns and no
+        one else may read or write is linked. Where links cannot be made (another file system, a
+        file system without them, Windows), nothing is linked and the caller copies."""
+        if os.name == "nt" or not where:
+            return []
+        by_pack: dict[str, list[Location]] = {}
+        for loc in where.values():
+            if loc.pack is not None:
+                by_pack.setdefault(loc.pack, []).append(loc)
+        out: list[Written] = []
+        linked: list[Path] = []
+        for pack, locs in sorted(by_pack.items()):
+            source = src.pack_path(pack)
+            try:
+                with open(source, "rb") as f:
+                    if f.read(len(PACK_MAGIC)) != PACK_MAGIC:  # another format version: copy
+                        continue
+                    st = os.fstat(f.fileno())
+            except OSError:
+                continue
+            # A linked file is as private as the store's own only when it is the user's and no one
+            # else may read or write it (a pack fetched with the umask's mode is copied instead).
+            if st.st_uid != os.getuid() or st.st_mode & 0o077:
+                continue
+            size = st.st_size
+            if sum(loc.stored for loc in locs) < _LINK_SHARE * (size - len(PACK_MAGIC)):
+                continue  # mostly other blobs: copying the wanted ones is smaller
+            self.packs.mkdir(parents=True, exist_ok=True, mode=0o700)
+            name = f"pack-{secrets.token_hex(8)}.pack"
+            try:
+                os.link(source, self.packs / name)
+            except OSError:
+                break  # one failure (EXDEV, EPERM, no links): the rest fail alike
+            linked.append(self.packs / name)
+            for loc in locs:
+                w = Written(loc.hash, loc.size, loc.stored, loc.codec, name, loc.offset)
+                self._uncommitted[loc.hash] = w
+                out.append(w)
+        if linked and self.fsync:
+            try:
+                # The source's bytes may never have been synced (a bundle just extracted or
+                # downloaded), nor the new names: both are durable before the index names them.
+                for path in linked:
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                fd = os.open(self.packs, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError:
+                for w in out:
+                    self._uncommitted.pop(w.hash, None)
+                for path in linked:
+                    path.unlink(missing_ok=True)
+                return []
         return out
 
     def _append_stored(self, loc: Location, payload: bytes | memoryview) -> Written:

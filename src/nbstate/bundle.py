@@ -205,7 +205,8 @@ def copy_history(
     already has are skipped. Returns the map of version ids, source -> destination; the rows
     written are listed in ``inserted`` when given (for ``forget_history``). ``verified``: the
     source's pack files are known to be as their writer made them (a bundle whose signature
-    covers them), so blobs are copied without decoding each to check its hash."""
+    covers them), so blobs are copied without decoding each to check its hash, and where the
+    file systems allow, the source's pack files are hard-linked rather than copied."""
     inserted = inserted if inserted is not None else {}
     for key in ("commits", "runs", "versions"):
         inserted.setdefault(key, [])
@@ -264,7 +265,7 @@ def copy_history(
         blobs_to_copy.update(src.blobs.bases_of(blobs_to_copy).values())  # a patch travels with what it patches
         # Blobs the source lacks (versions whose bytes were not shipped) are left out.
         present = src.blobs.locate(sorted(blobs_to_copy))
-        written = dst.blobs.copy_from(src.blobs, sorted(present), verify=not verified)
+        written = dst.blobs.copy_from(src.blobs, sorted(present), verify=not verified, link=verified)
         dst.blobs.sync()  # on disk before the rows that name them commit
         db.executemany(
             "INSERT OR IGNORE INTO blobs (hash, size, stored_size, codec, pack, pack_offset) VALUES (?, ?, ?, ?, ?, ?)",

@@ -537,7 +537,16 @@ class Session:
         """Restore the state a bundle holds into this kernel (its history joins this store).
 
         The bundle must be signed with the user's key (trust.py) unless ``trust``. When anything
-        fails, the namespace, HEAD, refs and history are as they were (copied blobs wait for gc)."""
+        fails, the namespace, HEAD, refs and history are as they were (copied blobs wait for gc).
+        The cyclic collector is off throughout, not only while values load: copying the history
+        and planning make enough objects to set off a full collection (50-80 ms in a kernel with
+        pandas and matplotlib imported), which would free nothing of what the import keeps."""
+        from .timetravel import collector_paused
+
+        with collector_paused():
+            return self._import_bundle(src, plan_only, trust)
+
+    def _import_bundle(self, src: str, plan_only: bool, trust: bool) -> str:
         import sqlite3
         from pathlib import Path
 

@@ -296,7 +296,7 @@ _paused = False
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """The cyclic collector off while values are rebuilt. Every object a load makes is kept
     (it is part of a restored value), so a collection on the way frees nothing of it; yet a
     restore makes enough objects to set off collections, and a full one walks every object
@@ -332,7 +332,7 @@ def _collector_resumed() -> Iterator[None]:
         _paused = True
 
 
-@_collector_paused()
+@collector_paused()
 def restore_state(
     store: Store,
     namespace: dict[str, Any],
@@ -355,7 +355,7 @@ def restore_state(
     still to be taken (``state.fingerprint_restored``); None: they are taken here.
 
     The cyclic collector is off meanwhile, except while replayed cells run (see
-    ``_collector_paused``).
+    ``collector_paused``).
     """
     t0 = time.perf_counter()
     report = CheckoutReport(commit=target.id, branch=None)

@@ -5,6 +5,7 @@ in a store, and nothing nbstate runs in a kernel listens beyond the loopback int
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -64,7 +65,7 @@ def test_export_signs_with_a_private_key_made_on_first_use(tmp_path, start_kerne
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
     signature = json.loads((tmp_path / "bundle" / "bundle.json").read_text())["signature"]
-    assert signature["alg"] == "hmac-sha256"
+    assert signature["alg"] == "hmac-sha256+blake3"
     assert signature["key_id"] == trust.key_id(bytes.fromhex(key_file.read_text().strip()))
     assert set(signature["files"]) >= {"nbstate.sqlite"} and any(f.startswith("objects/packs/") for f in signature["files"])
     assert key_file.read_text().strip() not in (tmp_path / "bundle" / "bundle.json").read_text()
@@ -105,6 +106,25 @@ def test_a_bundle_signed_with_another_key_or_where_there_is_none_is_refused(expo
     done = cli("import", str(bundle), "--plan-only", env={"XDG_CONFIG_HOME": str(tmp_path / "nokey")})
     assert done.returncode == 0 and "this machine has no nbstate key" in done.stdout
     assert not (tmp_path / "nokey" / "nbstate" / "key").exists()  # importing never makes a key
+
+
+def test_a_bundle_signed_with_sha256_digests_before_still_imports_and_a_change_to_it_is_still_found(exported):
+    bundle, b = exported
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    unsigned = {k: v for k, v in manifest.items() if k != "signature"}
+    manifest["signature"] = trust.sign(bundle, unsigned, trust.load_key(), alg="hmac-sha256")
+    assert manifest["signature"]["files"]["nbstate.sqlite"] == hashlib.sha256((bundle / "nbstate.sqlite").read_bytes()).hexdigest()
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+    assert trust.verify(bundle, manifest, str(bundle)).startswith("signature: made with your key")
+    pack = next((bundle / "objects" / "packs").glob("*.pack"))
+    original = pack.read_bytes()
+    pack.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(trust.UntrustedBundle, match="does not match its signature"):
+        trust.verify(bundle, manifest, str(bundle))
+    pack.write_bytes(original)
+    r = b.ok(f"%nbstate import {bundle}")
+    assert "made with your key" in r.stdout
+    assert b.value("[data, total()]") == [{"rows": [1, 2, 3, 4]}, 10]
 
 
 @pytest.mark.parametrize("change", ["cell code", "manifest", "extra file", "pack bytes"])

@@ -297,6 +297,8 @@ class Recorder:
         if is_own_magic_cell(self._raw_cell):
             self._unwatched = True  # a magic may have set names (`log --json`) or moved many
             self._send()  # checkout, undo, branch... moved refs
+            if self._fingerprinting is not None:
+                self._fingerprinting.begin()  # last: see after_restore
             return
         duration = time.time() - self._started
         error = result.error_in_exec or result.error_before_exec
@@ -611,12 +613,14 @@ class Recorder:
         ``reloaded``: the loaded co-variables whose fingerprints as restored are still to be
         taken. When the checkout is all its cell runs (``%nbstate checkout``, ``import``), no
         code can touch them before the next cell starts: they are taken in the background
-        meanwhile, and the checkout returns that much sooner. Otherwise they are taken now."""
+        meanwhile, and the checkout returns that much sooner. The thread starts when the cell's
+        own work is done (post_run_cell), not here: pickling the values needs the interpreter's
+        lock, and taking turns with it slowed the rest of the cell (by 0.04-0.08 s after an EDA
+        import). Otherwise they are taken now."""
         self.settle()
         if reloaded:
             if self._depth == 1 and is_own_magic_cell(self._raw_cell):
                 self._fingerprinting = RestoredFingerprints(reloaded, self.namespace)
-                self._fingerprinting.start()
             else:
                 fingerprint_restored(reloaded, self.namespace)
         self._base = None

@@ -574,9 +574,10 @@ class RestoredFingerprints(threading.Thread):
     """``fingerprint_restored`` in a thread of its own, so that a restore returns as soon as the
     values are in place; the values are pickled again while the user reads the result.
 
-    ``finish`` waits for it and must be called before anything may change the values (the next
-    cell) or read the fingerprints (the next checkpoint); interrupted, it leaves the fingerprints
-    not yet set as recorded (the safe answer: a value that only looks changed is stored again)."""
+    ``begin`` starts it (once); ``finish`` waits for it, starting it first if need be, and must
+    be called before anything may change the values (the next cell) or read the fingerprints (the
+    next checkpoint); interrupted, it leaves the fingerprints not yet set as recorded (the safe
+    answer: a value that only looks changed is stored again)."""
 
     def __init__(self, reloaded: list[Reloaded], namespace: Mapping[str, Any]) -> None:
         super().__init__(name="nbstate-fingerprint", daemon=True)
@@ -591,7 +592,13 @@ class RestoredFingerprints(threading.Thread):
         finally:
             self._reloaded = []  # the values are the namespace's to keep, not this thread's
 
+    def begin(self) -> None:
+        """Start taking the fingerprints, unless already started."""
+        if self.ident is None:
+            self.start()
+
     def finish(self) -> None:
+        self.begin()  # never started (the cell's end was not seen): take them now
         try:
             while self.is_alive():
                 self.join(0.05)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 
 import pytest
@@ -227,3 +229,41 @@ def test_a_value_only_a_cell_that_drew_random_numbers_can_rebuild_is_still_repla
     r = b.ok(f"%nbstate import {dest}")
     assert "replayed draws" in r.stdout, r.stdout
     assert b.value("[len(list(draws)), kept]") == [3, [1, 2]]
+
+
+def test_an_import_never_replays_a_cell_that_needs_a_file_missing_here(start_kernel, tmp_path):
+    # Quick to replay and 8 MB to load: where the file is, the plan would replay the cell. Here
+    # the file is missing, so the plan shown loads it, and the restore follows that plan rather
+    # than trying the replay first and falling back.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "input.txt").write_text("data")
+    a = start_kernel(tmp_path / "a")
+    a.ok("big = open('input.txt').read() * 20_000_000")
+    a.ok(f"%nbstate export {tmp_path / 'bundle'} --history")
+    where_file_is = a.ok(f"%nbstate import {tmp_path / 'bundle'} --plan-only").stdout
+    assert "replay: 1 cell(s)" in where_file_is and "load:" not in where_file_is, where_file_is
+    b = start_kernel(tmp_path / "b")
+    shown = b.ok(f"%nbstate import {tmp_path / 'bundle'} --plan-only").stdout
+    assert re.search(r"load:\s+big", shown) and "replay:" not in shown, shown
+    r = b.ok(f"%nbstate import {tmp_path / 'bundle'}")
+    assert "loaded big" in r.stdout and "used another way" not in r.stdout and "replayed" not in r.stdout, r.stdout
+    assert b.value("len(big)") == 80_000_000
+
+
+def test_the_lab_imports_a_bundle_through_the_kernel_api(start_kernel, tmp_path):
+    # What the JupyterLab extension's import runs in the kernel: one silent call of kernelapi.
+    (tmp_path / "a").mkdir()
+    a = start_kernel(tmp_path / "a")
+    for cell in SESSION:
+        a.ok(cell)
+    expected = state_summary(a)
+    a.ok(f"%nbstate export {tmp_path / 'bundle'}")
+    (tmp_path / "b").mkdir()
+    b = start_kernel(tmp_path / "b")
+    request = json.dumps({"verb": "import", "args": {"src": str(tmp_path / "bundle")}})
+    r = b.run(f"print(__import__('nbstate.kernelapi').kernelapi.call({request!r}))", silent=True)
+    reply = json.loads(r.stdout.strip().splitlines()[-1])
+    assert reply["ok"], reply
+    assert "now at branch imported" in reply["result"]["summary"]
+    assert state_summary(b) == expected

@@ -241,6 +241,7 @@ def copy_history(
                     ).lastrowid
                     run_ids[c.cell_run_id] = run_id
                     inserted["runs"].append(run_id)
+                    inserted.setdefault("run_pairs", []).append((c.cell_run_id, run_id))
             for vid in sorted(set(c.state.values())):
                 if vid in version_ids:
                     continue
@@ -573,7 +574,7 @@ def plan_import(manifest: dict[str, Any], bundle_store: Store, checked: ImportCh
     from .timetravel import History, plan_for
 
     history = History(bundle_store, python_changed=checked.python_changed, check_blobs=True)  # (only some bytes are shipped)
-    _rule_out_unreplayable(history, bundle_store, manifest, checked)
+    history.unreplayable.update(unreplayable_runs(bundle_store, manifest, checked))
     target = bundle_store.commit(manifest["commit"])
     try:
         return plan_for(history, sorted(set(target.state.values())))
@@ -581,15 +582,19 @@ def plan_import(manifest: dict[str, Any], bundle_store: Store, checked: ImportCh
         raise BundleError(_explain_missing(checked) or str(exc)) from None
 
 
-def _rule_out_unreplayable(history: Any, store: Store, manifest: dict[str, Any], checked: ImportCheck) -> None:
+def unreplayable_runs(store: Store, manifest: dict[str, Any], checked: ImportCheck) -> dict[int, str]:
+    """The bundle's cell runs (ids in ``store``) that cannot be replayed here, and why: they read
+    a file or import a package this machine lacks. The import's plans leave them out."""
+    out: dict[int, str] = {}
     if not checked.missing_files and not checked.missing_packages:
-        return
+        return out
     for c in store.ancestors(manifest["commit"]):
         if c.cell_run_id is None:
             continue
         code = store.cell_run(c.cell_run_id).code
         if files_read(code) & set(checked.missing_files) or imports_of(code) & set(checked.missing_packages):
-            history.unreplayable[c.cell_run_id] = "it needs a file or package missing here"
+            out[c.cell_run_id] = "it needs a file or package missing here"
+    return out
 
 
 def _explain_missing(checked: ImportCheck) -> str:

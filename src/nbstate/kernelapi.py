@@ -285,7 +285,10 @@ class _GuardedSession(porcelain.Session):
         self.job = job or self.job
         return super().undo(n)
 
-    def _move_to(self, commit_id: str, branch: str | None, action: str, python_changed: bool = False, check_blobs: bool = False) -> Any:
+    def _move_to(
+        self, commit_id: str, branch: str | None, action: str, python_changed: bool = False, check_blobs: bool = False,
+        throughput: float | None = None, unreplayable: dict[int, str] | None = None,
+    ) -> Any:
         from .timetravel import restore_state
 
         job = self.job or _Job(None)
@@ -301,7 +304,7 @@ class _GuardedSession(porcelain.Session):
             try:
                 report, restored = restore_state(
                     self.store, namespace, current, target, rec.transform, python_changed=python_changed, check_blobs=check_blobs,
-                    fingerprint_later=reloaded,
+                    throughput=throughput, fingerprint_later=reloaded, unreplayable=unreplayable,
                 )
                 close()
             except KeyboardInterrupt:

@@ -503,7 +503,7 @@ class Session:
 
     def _move_to(
         self, commit_id: str, branch: str | None, action: str, python_changed: bool = False, check_blobs: bool = False,
-        throughput: float | None = None,
+        throughput: float | None = None, unreplayable: dict[int, str] | None = None,
     ) -> Any:
         from .timetravel import restore_state
 
@@ -514,6 +514,7 @@ class Session:
         report, restored = restore_state(
             self.store, rec.namespace, current, self.store.commit(commit_id), rec.transform,
             python_changed=python_changed, check_blobs=check_blobs, throughput=throughput, fingerprint_later=reloaded,
+            unreplayable=unreplayable,
         )
         rec.after_restore([live for _, live in restored.values()], report.deleted, reloaded)
         self.store.move_head(self.notebook, branch, commit_id, action)
@@ -559,6 +560,7 @@ class Session:
             opened,
             plan_import,
             redact,
+            unreplayable_runs,
         )
 
         where = redact(src)
@@ -583,6 +585,9 @@ class Session:
                 commits = bundle_store.commits(manifest["notebook"])[::-1] if manifest.get("history") else list(bundle_store.ancestors(target.id))[::-1]
                 signed = note.startswith("signature: made with your key")
                 copy_history(bundle_store, self.store, commits, self.notebook, None, inserted, verified=signed)
+                # The restore plans again, in this store: with the same cells ruled out as the plan shown.
+                cannot = unreplayable_runs(bundle_store, manifest, checked)
+                ruled_out = {dst: cannot[src] for src, dst in inserted.get("run_pairs", []) if src in cannot}
                 if manifest.get("history"):
                     for kind in ("branch", "tag"):
                         for name, where_to in bundle_store.refs(manifest["notebook"], kind).items():
@@ -592,7 +597,8 @@ class Session:
             branch = _unique(self.branches(), "imported")
             self.store.set_ref(self.notebook, "branch", branch, manifest["commit"])
             report = self._move_to(
-                manifest["commit"], branch, f"import {where}", python_changed=checked.python_changed, check_blobs=True, throughput=rate
+                manifest["commit"], branch, f"import {where}", python_changed=checked.python_changed, check_blobs=True, throughput=rate,
+                unreplayable=ruled_out,
             )
         except BaseException as exc:
             if inserted.get("commits") or inserted.get("versions"):

@@ -364,6 +364,7 @@ def restore_state(
     check_blobs: bool = False,
     throughput: float | None = None,
     fingerprint_later: list[Reloaded] | None = None,
+    unreplayable: Mapping[int, str] | None = None,
 ) -> tuple[CheckoutReport, dict[int, tuple[dict[str, Any], LiveCoVariable]]]:
     """Build every value of ``target`` that differs from ``current`` aside, then swap them in.
 
@@ -374,6 +375,8 @@ def restore_state(
     ``throughput``: the read rate to plan with (default: the store's, measured once).
     ``fingerprint_later``: where the loaded co-variables go whose fingerprints as restored are
     still to be taken (``state.fingerprint_restored``); None: they are taken here.
+    ``unreplayable``: cell runs the plan must not replay, and why (an import's, whose cells need
+    what this machine lacks).
 
     The cyclic collector is off meanwhile, except while replayed cells run (see
     ``collector_paused``).
@@ -394,6 +397,7 @@ def restore_state(
     to_restore = sorted({vid for n, vid in wanted.items() if n not in same})
     kept_values = {n: namespace[n] for n in report.kept if n in namespace}
     history = History(store, python_changed=python_changed, check_blobs=check_blobs, throughput=throughput)
+    history.unreplayable.update(unreplayable or {})
     failures: list[str] = []
     while True:
         try:

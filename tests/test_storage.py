@@ -619,3 +619,22 @@ def test_pack_files_start_with_their_magic(tmp_path):
     s.cell(a=1)
     pack = s.store.blobs.pack_path(pack_names(s.store.blobs)[0])
     assert pack.read_bytes()[: len(PACK_MAGIC)] == PACK_MAGIC
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MAP_PRIVATE"), reason="no private anonymous mappings here")
+def test_decoded_buffers_are_mappings_where_memory_is_fresh_or_threads_decode_them():
+    from nbstate import blobs
+
+    def kinds() -> list[str]:
+        sizes = [blobs.ANON_MIN - 1, blobs.ANON_MIN, blobs.ANON_ALWAYS - 1, blobs.ANON_ALWAYS]
+        return [type(blobs.fresh_buffer(n)).__name__ for n in sizes]
+
+    # In the kernel's thread (an undo of one array): the allocator's reused memory, but a buffer
+    # the allocator would map afresh anyway is mapped here, so its pages fault in as it is decoded.
+    assert kinds() == ["bytearray", "bytearray", "bytearray", "mmap"]
+    # In the read pool, where bytearrays would take turns at zeroing: mapped from ANON_MIN.
+    assert blobs._pool().submit(blobs._pooled, kinds).result() == ["bytearray", "mmap", "mmap", "mmap"]
+    buf = blobs.fresh_buffer(blobs.ANON_ALWAYS)
+    assert len(buf) == blobs.ANON_ALWAYS and buf[:8] == b"\0" * 8 and buf[-8:] == b"\0" * 8
+    buf[0] = 7  # writable, like the bytearray it stands for
+    assert buf[0] == 7

@@ -280,19 +280,25 @@ def _pool() -> Any:
     return _pool_instance
 
 
-# Buffers at least this large are allocated as private anonymous mappings (fresh_buffer).
+# Buffers this large are decoded into private anonymous mappings (fresh_buffer): always from
+# ANON_ALWAYS (the C allocator maps memory that large afresh anyway), and from ANON_MIN when a
+# pool thread decodes them.
 ANON_MIN = 4 << 20
+ANON_ALWAYS = 32 << 20
 
 
 def fresh_buffer(n: int) -> bytearray | mmap.mmap:
-    """``n`` zero bytes to decode a buffer into. A large one is a private anonymous mapping, not
-    a bytearray: a bytearray is zeroed when made, which faults in every page while holding the
-    interpreter's lock, so the read pool's threads took turns at it (0.18 s per 436 MB here, as
-    long as decompressing it); a mapping's pages fault in as zstd writes them, with the lock
-    released, on every thread at once. Private, so a forked child gets a copy, as of the heap.
-    Smaller buffers, and platforms without MAP_PRIVATE, get a bytearray."""
+    """``n`` zero bytes to decode a buffer into. A bytearray is zeroed when made, which faults in
+    every fresh page while holding the interpreter's lock, so the read pool's threads took turns
+    at it (0.18 s per 436 MB here, as long as decompressing it); a private anonymous mapping's
+    pages fault in as zstd writes them, with the lock released, on every thread at once. But
+    memory the allocator takes back and hands out again costs no faults: making and filling a
+    10 MiB bytearray took 0.4 ms the second time, a new mapping 5.5-6.8 ms every time. So a
+    mapping is made where the memory would be fresh anyway (from ANON_ALWAYS) or where threads
+    would take turns (ANON_MIN and up, in a pool thread); elsewhere, and on platforms without
+    MAP_PRIVATE, a bytearray. Private, so a forked child gets a copy, as of the heap."""
     flags = getattr(mmap, "MAP_PRIVATE", None)
-    if n < ANON_MIN or flags is None:
+    if flags is None or n < ANON_MIN or (n < ANON_ALWAYS and not getattr(_local, "pooled", False)):
         return bytearray(n)
     return mmap.mmap(-1, n, flags=flags | mmap.MAP_ANONYMOUS)
 

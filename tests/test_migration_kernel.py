@@ -33,6 +33,7 @@ def test_export_then_import_into_a_fresh_kernel_elsewhere(start_kernel, tmp_path
     dest = tmp_path / dest_name
     out = a.ok(f"%nbstate export {dest}").stdout
     assert "exported" in out
+    assert a.value("__import__('gc').isenabled()") is True  # off during the export only
     (tmp_path / "b").mkdir()
     b = start_kernel(tmp_path / "b")
     r = b.ok(f"%nbstate import {dest}")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +46,11 @@ def test_export_then_import_into_a_fresh_kernel_elsewhere(start_kernel, tmp_path
     if dest.is_dir():  # the bundle's packs, signed and on this file system, were linked, not copied
         bundle_packs = {p.stat().st_ino for p in dest.rglob("pack-*.pack")}
         assert bundle_packs & {p.stat().st_ino for p in (tmp_path / "b").rglob("pack-*.pack")}
+        shutil.rmtree(dest)  # the store's link keeps the bytes
+        nbstate = Path(sys.executable).with_name("nbstate")
+        for verb in (["gc", "--keep-days", "0"], ["fsck"]):
+            done = subprocess.run([str(nbstate), *verb, "--store", str(tmp_path / "b" / ".nbstate")], capture_output=True, text=True)
+            assert done.returncode == 0, done.stdout + done.stderr
     # time travel goes on in the new kernel: its history holds the imported commits
     b.ok("items.append(5)")
     b.ok("%nbstate undo")
@@ -148,6 +156,17 @@ def test_a_bundle_for_a_slow_link_ships_what_its_plan_loads_and_the_import_repla
     r = b.ok(f"%nbstate import {dest}")
     assert "missing" not in r.stdout + r.stderr and "used another way" not in r.stdout, r.stdout
     assert "replayed" in r.stdout and "derived" in r.stdout.split("replayed", 1)[1]
+    assert b.value("[float(base.sum()), float(derived.sum()), small]") == expected
+    # The store knows those values' bytes never came: fsck finds nothing lost, and gc keeps the
+    # cells that rebuild them, however little history it is told to keep.
+    nbstate = Path(sys.executable).with_name("nbstate")
+    store = str(tmp_path / "b" / ".nbstate")
+    for verb in (["fsck"], ["gc", "--keep-last", "0", "--keep-days", "0"], ["fsck"]):
+        done = subprocess.run([str(nbstate), *verb, "--store", store], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    b.ok("base = None\nderived = None")
+    r = b.ok("%nbstate undo")
+    assert "used another way" not in r.stdout and "cannot" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert b.value("[float(base.sum()), float(derived.sum()), small]") == expected
 
 

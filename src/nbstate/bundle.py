@@ -29,7 +29,15 @@ from typing import Any
 
 from . import __version__
 from .plan import Infeasible, Plan
-from .store import FORMAT_VERSION, Commit, Store, StoreError, manifest_chunks
+from .store import (
+    BYTES_LEFT_OUT,
+    FORMAT_VERSION,
+    Commit,
+    Store,
+    StoreError,
+    VariableVersion,
+    manifest_chunks,
+)
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_KIND = "nbstate-bundle"
@@ -266,6 +274,7 @@ def copy_history(
         blobs_to_copy.update(src.blobs.bases_of(blobs_to_copy).values())  # a patch travels with what it patches
         # Blobs the source lacks (versions whose bytes were not shipped) are left out.
         present = src.blobs.locate(sorted(blobs_to_copy))
+        _mark_bytes_left_out(db, src, dst, versions, version_ids, set(inserted["versions"]), present)
         written = dst.blobs.copy_from(src.blobs, sorted(present), verify=not verified, link=verified)
         dst.blobs.sync()  # on disk before the rows that name them commit
         db.executemany(
@@ -274,6 +283,29 @@ def copy_history(
         )
     dst.blobs.committed(written)
     return version_ids
+
+
+def _mark_bytes_left_out(
+    db: Any, src: Store, dst: Store, versions: dict[int, VariableVersion], version_ids: dict[int, int], new: set[int], present: dict[str, Any],
+) -> None:
+    """Give the versions just written whose bytes do not come along (an export's plan did not
+    ship them, or the bundle they come from lacks them) and that ``dst`` does not hold already
+    the reason BYTES_LEFT_OUT: planners then replay their cells rather than try a load, gc keeps
+    those cells, and fsck does not report their blobs as lost."""
+    candidates = {vid: v for vid, v in versions.items() if version_ids.get(vid) in new and v.loadable}
+    chunks = {vid: set(manifest_chunks(v.manifest)) for vid, v in candidates.items()}
+    bases = src.blobs.bases_of(set().union(*chunks.values())) if chunks else {}  # patch -> what it patches, transitively
+    left_out: list[int] = []
+    for vid, needed in chunks.items():
+        edge = needed
+        while edge := {bases[h] for h in edge if h in bases} - needed:
+            needed |= edge
+        missing = [h for h in needed if h not in present]
+        if missing and len(dst.blobs.locate(missing)) < len(missing):
+            left_out.append(version_ids[vid])
+    for start in range(0, len(left_out), 500):
+        part = left_out[start : start + 500]
+        db.execute(f"UPDATE var_versions SET reason=? WHERE id IN ({','.join('?' * len(part))})", [BYTES_LEFT_OUT, *part])
 
 
 def forget_history(dst: Store, inserted: dict[str, list[Any]], notebook: str) -> None:
@@ -362,9 +394,9 @@ def export(store: Store, notebook: str, ref_commit: str, dest: str, history: boo
 
 
 def _must_ship(history: Any, vid: int, plan: Plan) -> bool:
-    """Serializable versions whose cell is not replayed go in the bundle as bytes."""
+    """Versions whose bytes are here and whose cell is not replayed go in the bundle as bytes."""
     v = history.version(vid)
-    return v.serializable and v.cell_run_id not in plan.replay
+    return v.loadable and v.cell_run_id not in plan.replay
 
 
 def _modules_needed(store: Store, chain: list[Commit], target: Commit) -> set[str]:

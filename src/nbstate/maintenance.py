@@ -65,10 +65,11 @@ def _columns(store: Store, table: str) -> set[str]:
     return {r[1] for r in store.db.execute(f"PRAGMA table_info({table})")}
 
 
-def _version_rows(store: Store) -> dict[int, tuple[list[str], dict[str, Any] | None, int, bool, int | None]]:
-    """version id -> (names, manifest, size, serializable, cell run)."""
-    rows = store.db.execute("SELECT id, names, manifest, size, serializable, cell_run_id FROM var_versions")
-    return {r[0]: (json.loads(r[1]), json.loads(r[2]) if r[2] else None, r[3], bool(r[4]), r[5]) for r in rows}
+def _version_rows(store: Store) -> dict[int, tuple[list[str], dict[str, Any] | None, int, bool, int | None, bool]]:
+    """version id -> (names, manifest, size, serializable, cell run, whether the store holds its
+    bytes: serializable, and not imported without them, store.BYTES_LEFT_OUT)."""
+    rows = store.db.execute("SELECT id, names, manifest, size, serializable, cell_run_id, reason FROM var_versions")
+    return {r[0]: (json.loads(r[1]), json.loads(r[2]) if r[2] else None, r[3], bool(r[4]), r[5], bool(r[4]) and r[2] is not None and r[6] is None) for r in rows}
 
 
 def _index(store: Store) -> dict[str, Location]:
@@ -141,7 +142,7 @@ def du(store: Store, notebook: str | None = None, commits_limit: int | None = 20
     referenced = set(blob_owner) | code_blobs
     by_var: dict[str, dict[str, Any]] = {}
     per_commit: dict[str, dict[str, Any]] = {}
-    for vid, (names, _, size, serializable, _) in versions.items():
+    for vid, (names, _, size, serializable, _, _) in versions.items():
         c = version_commit.get(vid)
         if notebook is not None and (c is None or c.notebook != notebook):
             continue
@@ -301,7 +302,9 @@ def _fsck_contents(store: Store, report: FsckReport) -> None:
     for c in sorted(commits.values(), key=lambda c: c.seq):
         for vid in c.state.values():
             first_commit.setdefault(vid, c.id[:8])
-    for vid, (names, manifest, _, _, _) in versions.items():
+    for vid, (names, manifest, _, _, _, loadable) in versions.items():
+        if not loadable:  # no bytes here by design (not serializable, or imported without them)
+            continue
         for h in manifest_chunks(manifest):
             needed[h].append(f"{', '.join(names)} (version {vid}" + (f", first in {first_commit[vid]})" if vid in first_commit else ")"))
     loose_present = set(loose_hashes(store.blobs))
@@ -403,8 +406,9 @@ class GcReport:
 def retained(commits: dict[str, _Commit], versions: dict[int, Any], refs: Iterable[str], keep_last: int, keep_within: float, now: float) -> set[str]:
     """The commits gc keeps: manual commits, ref targets (branches, tags, detached HEADs), the
     last ``keep_last`` other commits of each notebook and those younger than ``keep_within``
-    seconds; then, for every value that cannot be loaded (not serializable) in a kept state,
-    the commit that made it and its parent, so that its cell can still be replayed."""
+    seconds; then, for every value that cannot be loaded (not serializable, or imported without
+    its bytes) in a kept state, the commit that made it and its parent, so that its cell can
+    still be replayed."""
     keep = {c for c in refs if c in commits}
     by_notebook: dict[str, list[_Commit]] = defaultdict(list)
     for c in commits.values():
@@ -423,7 +427,7 @@ def retained(commits: dict[str, _Commit], versions: dict[int, Any], refs: Iterab
         c = commits[todo.pop()]
         for vid in set(c.state.values()):
             v = versions.get(vid)
-            if v is None or v[3] or v[4] is None:
+            if v is None or v[5] or v[4] is None:
                 continue
             producer = by_run.get(v[4])
             for extra in (producer.id if producer else None, producer.parent if producer else None):

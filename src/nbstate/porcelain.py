@@ -255,7 +255,7 @@ class Diff:
 
 def _preview(store: Store, version: Any, name: str, limit: int = 60) -> str:
     text = f"{version.types.get(name, '?')}, {human_bytes(version.size)}"
-    if version.serializable and version.size <= 64_000:
+    if version.loadable and version.size <= 64_000:
         from .state import load_version
 
         try:
@@ -266,6 +266,8 @@ def _preview(store: Store, version: Any, name: str, limit: int = 60) -> str:
             pass
     elif not version.serializable:
         text += " (not serializable)"
+    elif version.reason:
+        text += " (bytes not exported with it)"
     return text
 
 

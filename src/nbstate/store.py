@@ -146,9 +146,20 @@ class VariableVersion:
     manifest: dict[str, Any] | None
     size: int
     serializable: bool
-    reason: str | None
+    reason: str | None  # why not serializable; for a serializable one, why its bytes are not here
     types: dict[str, str]
     cell_run_id: int | None
+
+    @property
+    def loadable(self) -> bool:
+        """Whether this store holds the version's bytes: it was serializable, and it did not come
+        from a bundle that left its bytes out (``BYTES_LEFT_OUT``)."""
+        return self.serializable and self.manifest is not None and self.reason is None
+
+
+# The reason of a serializable version whose bytes a bundle did not ship (bundle.copy_history):
+# planners replay its cells, gc keeps them, fsck expects no blobs for it.
+BYTES_LEFT_OUT = "its bytes were not exported with it (rebuilt by replaying its cells)"
 
 
 @dataclass

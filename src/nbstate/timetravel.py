@@ -218,7 +218,7 @@ class History:
 
     def version_node(self, vid: int) -> VersionNode:
         v = self.version(vid)
-        loadable = v.serializable and vid not in self.unloadable and not (self.python_changed and _holds_code(v))
+        loadable = v.loadable and vid not in self.unloadable and not (self.python_changed and _holds_code(v))
         stored = None
         if loadable and (self.check_blobs or self.bandwidth) and v.manifest is not None:
             hashes = self._with_bases(set(manifest_chunks(v.manifest)))
@@ -445,7 +445,7 @@ def _why_infeasible(history: History, targets: list[int], failures: list[str]) -
             solve([t], history.version_node, history.cell_node)
         except Infeasible:
             v = history.version(t)
-            how = f"not serializable ({v.reason})" if not v.serializable else "its stored bytes cannot be read"
+            how = f"not serializable ({v.reason})" if not v.serializable else v.reason or "its stored bytes cannot be read"
             culprits.append(f"{', '.join(v.names)}: {how}, and no recorded cell can rebuild it")
     detail = "; ".join(culprits) or "no mix of loading and replaying can rebuild the target"
     tried = f" (tried: {'; '.join(failures)})" if failures else ""
@@ -556,7 +556,7 @@ def _obtain(
     if all(at.get(n) == v.id and n in iso for n in v.names):
         values = {n: iso[n] for n in v.names}
         if v.serializable and version_fingerprint(list(values.values()), v.names, namespace) != v.fingerprint:
-            if v.id not in history.unloadable:
+            if v.id not in history.unloadable and v.loadable:
                 report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")
                 return _obtain_loaded(history.store, v, namespace, lookup)
             report.warnings.append(

@@ -370,3 +370,40 @@ def test_a_pack_others_may_read_is_copied_not_linked_so_the_store_stays_private(
     assert not {p.stat().st_ino for p in packs} & set(_pack_inodes(src))
     assert all(p.stat().st_mode & 0o077 == 0 for p in packs)
     _copied_states_read_back(src, tmp_path / "dst", ordered, ids)
+
+
+def test_a_bundle_file_is_unpacked_inside_the_importing_store_privately_and_cleaned_up(tmp_path):
+    import stat
+
+    from nbstate.bundle import _local_copy, export
+
+    s, commits, _, _ = _history(tmp_path / "st", cells=10)
+    dest = tmp_path / "state.nbstate"
+    export(s.store, "default", commits[-1].id, str(dest))
+    scratch = tmp_path / "importer"
+    scratch.mkdir()
+    with _local_copy(str(dest), scratch) as root:
+        assert root.parent == scratch and root.name.startswith("import-") and root.name.endswith(".tmp")
+        files = [p for p in root.rglob("*") if p.is_file()]
+        assert any(p.name.endswith(".pack") for p in files)
+        assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
+    assert list(scratch.iterdir()) == []
+    # Without a usable scratch directory the system's temporary directory serves.
+    with _local_copy(str(dest), tmp_path / "no-such-dir") as root:
+        assert (root / "bundle.json").is_file() and not root.is_relative_to(tmp_path)
+
+
+def test_gc_removes_the_scratch_directories_a_killed_import_left_and_no_younger_one(tmp_path):
+    import os
+    import time
+
+    s, _, _, _ = _history(tmp_path / "st", cells=5)
+    root = s.store.root
+    old, young = root / "import-abandoned.tmp", root / "import-running.tmp"
+    for d in (old, young):
+        (d / "objects").mkdir(parents=True)
+        (d / "objects" / "pack-0.pack").write_bytes(b"x")
+    past = time.time() - 2 * maintenance.SCRATCH_STALE
+    os.utime(old, (past, past))
+    maintenance.gc(s.store)
+    assert not old.exists() and young.is_dir()

@@ -129,12 +129,39 @@ def _remote(location: str, doing: str) -> Iterator[None]:
         raise BundleError(f"cannot {doing} {redact(location)}: {type(exc).__name__}: {text}") from None
 
 
+# Where an import unpacks or downloads a bundle inside the store (``opened(scratch=...)``); gc
+# removes any a killed kernel left behind.
+SCRATCH_PREFIX = "import-"
+SCRATCH_SUFFIX = ".tmp"
+
+
+def _scratch_dir(scratch: Path | None) -> Path:
+    """A new private directory to unpack a bundle into: under ``scratch`` (the importing store's
+    root, so that its packs lie on the store's file system and can be linked rather than copied)
+    where that works, else the system's temporary directory."""
+    if scratch is not None:
+        try:
+            return Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, suffix=SCRATCH_SUFFIX, dir=scratch))
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(prefix="nbstate-import-"))
+
+
+def _private(root: Path) -> None:
+    """Files of a bundle fetched here are this user's alone (a download gets the umask's mode),
+    as the store's own are: then copy_from may link its packs."""
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            p.chmod(0o600)
+
+
 @contextmanager
-def _local_copy(src: str) -> Iterator[Path]:
-    """A local directory holding the bundle at ``src`` (a directory, a .nbstate file or a URL)."""
+def _local_copy(src: str, scratch: Path | None = None) -> Iterator[Path]:
+    """A local directory holding the bundle at ``src`` (a directory, a .nbstate file or a URL);
+    one fetched or unpacked is put under ``scratch`` where it can be (see _scratch_dir)."""
     check_location(src)
     if _is_url(src):
-        tmp = Path(tempfile.mkdtemp(prefix="nbstate-import-"))
+        tmp = _scratch_dir(scratch)
         try:
             with _remote(src, "read the bundle at"):
                 import fsspec
@@ -143,19 +170,21 @@ def _local_copy(src: str) -> Iterator[Path]:
                 if not fs.exists(f"{root.rstrip('/')}/{BUNDLE_FILE}"):
                     raise BundleError(f"no nbstate bundle at {redact(src)} ({BUNDLE_FILE} is missing)")
                 fs.get(root.rstrip("/") + "/", str(tmp) + "/", recursive=True)
+            _private(tmp)
             yield tmp
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return
     path = Path(src.removeprefix("file://")).expanduser()
     if path.is_file():
-        tmp = Path(tempfile.mkdtemp(prefix="nbstate-import-"))
+        tmp = _scratch_dir(scratch)
         try:
             try:
                 with tarfile.open(path) as tar:
                     tar.extractall(tmp, filter="data") if sys.version_info >= (3, 12) else _safe_extract(tar, tmp)
             except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
                 raise BundleError(f"{path} is not an nbstate bundle file, or it is damaged: {type(exc).__name__}: {exc}") from None
+            _private(tmp)
             yield tmp
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -573,13 +602,15 @@ def open_bundle_store(root: Path) -> Store:
 
 
 @contextmanager
-def opened(src: str, trust: bool | None = False) -> Iterator[tuple[dict[str, Any], Store, Path, str]]:
+def opened(src: str, trust: bool | None = False, scratch: Path | None = None) -> Iterator[tuple[dict[str, Any], Store, Path, str]]:
     """(manifest, read-only store, local directory, a line on its signature) of the bundle at
     ``src``. Unless ``trust``, the bundle must carry the user's signature (trust.py): otherwise
-    UntrustedBundleError, before its database is even opened; ``trust=None`` only reports it."""
+    UntrustedBundleError, before its database is even opened; ``trust=None`` only reports it.
+    ``scratch``: where to unpack or download a bundle that is not a directory (the importing
+    store's root)."""
     from . import trust as signing
 
-    with _local_copy(src) as root:
+    with _local_copy(src, scratch) as root:
         manifest = read_manifest(root)
         if trust:
             note = "signature: not checked (--trust)"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .blobs import PACK_MAGIC, BlobError, BlobFiles, Location, digest, loose_hashes, pack_names
@@ -497,6 +499,7 @@ def gc(store: Store, keep_last: int = 100, keep_within: float = 7 * 86400, dry_r
                 report.loose_removed += 1
         for tmp in store.blobs.root.glob("*/.tmp-*"):
             tmp.unlink(missing_ok=True)
+        _remove_stale_scratch(store.root, now)
         try:
             store.db.execute("VACUUM")
             store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -504,6 +507,22 @@ def gc(store: Store, keep_last: int = 100, keep_within: float = 7 * 86400, dry_r
             pass
     report.bytes_after = store_bytes(store)
     return report
+
+
+SCRATCH_STALE = 3600.0  # an import's scratch directory this old was left by a killed kernel
+
+
+def _remove_stale_scratch(root: Path, now: float) -> None:
+    """Delete the directories imports unpack bundles into (bundle.SCRATCH_PREFIX) that a killed
+    kernel left behind; a younger one may belong to an import still running."""
+    from .bundle import SCRATCH_PREFIX, SCRATCH_SUFFIX
+
+    for d in root.glob(f"{SCRATCH_PREFIX}*{SCRATCH_SUFFIX}"):
+        try:
+            if d.is_dir() and not d.is_symlink() and now - d.stat().st_mtime > SCRATCH_STALE:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _reencode(db: Any, commits: dict[str, _Commit], keep: set[str], new_parent: dict[str, str | None]) -> None:

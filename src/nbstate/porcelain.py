@@ -574,7 +574,8 @@ class Session:
         inserted: dict[str, list[Any]] = {}
         refs_before = {kind: self.store.refs(self.notebook, kind) for kind in ("branch", "tag")}
         try:
-            with opened(src, trust=True if trust else (None if plan_only else False)) as (manifest, bundle_store, _, note):
+            scratch = None if plan_only else self.store.root
+            with opened(src, trust=True if trust else (None if plan_only else False), scratch=scratch) as (manifest, bundle_store, _, note):
                 checked = check(manifest, bundle_store, Path.cwd())
                 # The restore plans with the read rate the plan shown here was made with, so that
                 # it follows that plan (and does not measure the rate on blobs just copied).

@@ -9,7 +9,7 @@ For each workload (bench/workloads.py), in the same run:
 
 at two bandwidths: the local disk, and a 50 MB/s link. The link is simulated: the bundle's
 bytes / 50 MB/s is added as transfer time, and nbstate's export is told `--bandwidth 50MB/s`
-so its plan may ship fewer bytes and replay more. Each restore runs in 5 fresh kernels (1 with
+so its plan may ship fewer bytes and replay more. Each restore runs in 9 fresh kernels (1 with
 `--quick`, or `--repeats N`), nbstate's and dill's taken in turns, and the median counts: one
 kernel's start on this shared machine varies by more than the two tools differ. The export and
 the dump run once, as a user makes them. Restore = what a fresh kernel runs to get the state
@@ -106,7 +106,7 @@ def _copy_inputs(src: Path, dst: Path) -> None:
             shutil.copy(item, dst / item.name)
 
 
-def measure(name: str, quick: bool, workdir: Path, probe_dir: Path, repeats: int = 5) -> dict[str, Any]:
+def measure(name: str, quick: bool, workdir: Path, probe_dir: Path, repeats: int = 9) -> dict[str, Any]:
     w = WORKLOADS[name]
     data_dir = workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -393,9 +393,9 @@ def main(argv: Sequence[str] | None = None, invoked_as: str | None = None) -> in
     parser = argparse.ArgumentParser(prog="python -m bench.migration", description=BENCHMARK)
     parser.add_argument("--quick", action="store_true", help="small workloads (simulation, awkward), quick sizes")
     parser.add_argument("--workloads", nargs="*", default=None, choices=sorted(WORKLOADS))
-    parser.add_argument("--repeats", type=int, default=None, help="fresh kernels per restore, median taken (default 5; 1 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="fresh kernels per restore, median taken (default 9; 1 with --quick)")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else 5)
+    repeats = args.repeats or (1 if args.quick else 9)
     names = args.workloads or (QUICK_WORKLOADS if args.quick else DEFAULT_WORKLOADS)
     command = invoked_as or " ".join([".venv/bin/python", "-m", "bench.migration", *(sys.argv[1:] if argv is None else argv)])
     root = Path(tempfile.mkdtemp(prefix="nbstate-migration-"))

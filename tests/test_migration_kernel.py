@@ -27,6 +27,27 @@ def state_summary(kernel):
     )
 
 
+def exported_session(start_kernel, tmp_path):
+    """SESSION run in a kernel in ./a and exported to ./bundle, and a fresh kernel in ./b;
+    returns (the state's summary in a, the bundle, kernel b)."""
+    (tmp_path / "a").mkdir()
+    a = start_kernel(tmp_path / "a")
+    for cell in SESSION:
+        a.ok(cell)
+    expected = state_summary(a)
+    a.ok(f"%nbstate export {tmp_path / 'bundle'}")
+    (tmp_path / "b").mkdir()
+    return expected, tmp_path / "bundle", start_kernel(tmp_path / "b")
+
+
+def cli_succeeds(store: Path, *verbs: list[str]) -> None:
+    """Run each nbstate verb on ``store`` from the command line; each must exit 0."""
+    nbstate = Path(sys.executable).with_name("nbstate")
+    for verb in verbs:
+        done = subprocess.run([str(nbstate), *verb, "--store", str(store)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("dest_name", ["bundle_dir", "state.nbstate"])
 def test_export_then_import_into_a_fresh_kernel_elsewhere(start_kernel, tmp_path, dest_name):
     a = start_kernel(tmp_path / "a") if (tmp_path / "a").mkdir() is None else None
@@ -47,10 +68,7 @@ def test_export_then_import_into_a_fresh_kernel_elsewhere(start_kernel, tmp_path
         bundle_packs = {p.stat().st_ino for p in dest.rglob("pack-*.pack")}
         assert bundle_packs & {p.stat().st_ino for p in (tmp_path / "b").rglob("pack-*.pack")}
         shutil.rmtree(dest)  # the store's link keeps the bytes
-        nbstate = Path(sys.executable).with_name("nbstate")
-        for verb in (["gc", "--keep-days", "0"], ["fsck"]):
-            done = subprocess.run([str(nbstate), *verb, "--store", str(tmp_path / "b" / ".nbstate")], capture_output=True, text=True)
-            assert done.returncode == 0, done.stdout + done.stderr
+        cli_succeeds(tmp_path / "b" / ".nbstate", ["gc", "--keep-days", "0"], ["fsck"])
     # time travel goes on in the new kernel: its history holds the imported commits
     b.ok("items.append(5)")
     b.ok("%nbstate undo")
@@ -159,11 +177,7 @@ def test_a_bundle_for_a_slow_link_ships_what_its_plan_loads_and_the_import_repla
     assert b.value("[float(base.sum()), float(derived.sum()), small]") == expected
     # The store knows those values' bytes never came: fsck finds nothing lost, and gc keeps the
     # cells that rebuild them, however little history it is told to keep.
-    nbstate = Path(sys.executable).with_name("nbstate")
-    store = str(tmp_path / "b" / ".nbstate")
-    for verb in (["fsck"], ["gc", "--keep-last", "0", "--keep-days", "0"], ["fsck"]):
-        done = subprocess.run([str(nbstate), *verb, "--store", store], capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
+    cli_succeeds(tmp_path / "b" / ".nbstate", ["fsck"], ["gc", "--keep-last", "0", "--keep-days", "0"], ["fsck"])
     b.ok("base = None\nderived = None")
     r = b.ok("%nbstate undo")
     assert "used another way" not in r.stdout and "cannot" not in r.stdout + r.stderr, r.stdout + r.stderr
@@ -173,17 +187,10 @@ def test_a_bundle_for_a_slow_link_ships_what_its_plan_loads_and_the_import_repla
 def test_the_import_follows_the_plan_it_shows_without_measuring_the_new_store(start_kernel, tmp_path):
     # The plan is made with the read rate of the bundle (the default for a store nobody wrote
     # here); the restore plans with the same rate, rather than reading blobs just copied.
-    (tmp_path / "a").mkdir()
-    a = start_kernel(tmp_path / "a")
-    for cell in SESSION:
-        a.ok(cell)
-    expected = state_summary(a)
-    a.ok(f"%nbstate export {tmp_path / 'bundle'}")
-    (tmp_path / "b").mkdir()
-    b = start_kernel(tmp_path / "b")
-    shown = b.ok(f"%nbstate import {tmp_path / 'bundle'} --plan-only").stdout
+    expected, bundle, b = exported_session(start_kernel, tmp_path)
+    shown = b.ok(f"%nbstate import {bundle} --plan-only").stdout
     loads = sorted(shown.split("load:", 1)[1].splitlines()[0].replace(",", " ").split())
-    r = b.ok(f"%nbstate import {tmp_path / 'bundle'}")
+    r = b.ok(f"%nbstate import {bundle}")
     assert "loaded " + ", ".join(loads) + ";" in r.stdout  # every variable, as the plan said
     assert state_summary(b) == expected
     rate = b.value("__import__('sqlite3').connect('.nbstate/nbstate.sqlite').execute(\"SELECT value FROM meta WHERE key='read_throughput'\").fetchall()")
@@ -273,15 +280,8 @@ def test_an_import_never_replays_a_cell_that_needs_a_file_missing_here(start_ker
 
 def test_the_lab_imports_a_bundle_through_the_kernel_api(start_kernel, tmp_path):
     # What the JupyterLab extension's import runs in the kernel: one silent call of kernelapi.
-    (tmp_path / "a").mkdir()
-    a = start_kernel(tmp_path / "a")
-    for cell in SESSION:
-        a.ok(cell)
-    expected = state_summary(a)
-    a.ok(f"%nbstate export {tmp_path / 'bundle'}")
-    (tmp_path / "b").mkdir()
-    b = start_kernel(tmp_path / "b")
-    request = json.dumps({"verb": "import", "args": {"src": str(tmp_path / "bundle")}})
+    expected, bundle, b = exported_session(start_kernel, tmp_path)
+    request = json.dumps({"verb": "import", "args": {"src": str(bundle)}})
     r = b.run(f"print(__import__('nbstate.kernelapi').kernelapi.call({request!r}))", silent=True)
     reply = json.loads(r.stdout.strip().splitlines()[-1])
     assert reply["ok"], reply

@@ -303,6 +303,15 @@ def fresh_buffer(n: int) -> bytearray | mmap.mmap:
     return mmap.mmap(-1, n, flags=flags | mmap.MAP_ANONYMOUS)
 
 
+def _fsync_path(path: Path) -> None:
+    """Make a file's bytes, or a directory's entries, durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _threads_pay(nbytes: int, parts: int) -> bool:
     """Whether ``parts`` pieces of work over ``nbytes`` go to the pool: enough bytes, more than
     one piece and one core, and not from a pool thread already (a pool waiting on itself would
@@ -859,17 +868,8 @@ class BlobFiles:
             try:
                 # The source's bytes may never have been synced (a bundle just extracted or
                 # downloaded), nor the new names: both are durable before the index names them.
-                for path in linked:
-                    fd = os.open(path, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                fd = os.open(self.packs, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                for path in [*linked, self.packs]:
+                    _fsync_path(path)
             except OSError:
                 for w in out:
                     self._uncommitted.pop(w.hash, None)

@@ -245,7 +245,7 @@ def copy_history(
     covers them), so blobs are copied without decoding each to check its hash, and where the
     file systems allow, the source's pack files are hard-linked rather than copied."""
     inserted = inserted if inserted is not None else {}
-    for key in ("commits", "runs", "versions"):
+    for key in ("commits", "runs", "versions", "run_pairs"):
         inserted.setdefault(key, [])
     version_ids: dict[int, int] = {}
     run_ids: dict[int, int] = {}
@@ -278,7 +278,7 @@ def copy_history(
                     ).lastrowid
                     run_ids[c.cell_run_id] = run_id
                     inserted["runs"].append(run_id)
-                    inserted.setdefault("run_pairs", []).append((c.cell_run_id, run_id))
+                    inserted["run_pairs"].append((c.cell_run_id, run_id))  # (source, destination)
             for vid in sorted(set(c.state.values())):
                 if vid in version_ids:
                     continue

@@ -595,7 +595,7 @@ class Session:
                 copy_history(bundle_store, self.store, commits, self.notebook, None, inserted, verified=signed)
                 # The restore plans again, in this store: with the same cells ruled out as the plan shown.
                 cannot = unreplayable_runs(bundle_store, manifest, checked)
-                ruled_out = {dst: cannot[src] for src, dst in inserted.get("run_pairs", []) if src in cannot}
+                ruled_out = {dst: cannot[src] for src, dst in inserted["run_pairs"] if src in cannot}
                 if manifest.get("history"):
                     for kind in ("branch", "tag"):
                         for name, where_to in bundle_store.refs(manifest["notebook"], kind).items():

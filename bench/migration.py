@@ -28,6 +28,7 @@ import ast
 import functools
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -210,6 +211,7 @@ def measure(name: str, quick: bool, workdir: Path, probe_dir: Path, repeats: int
             "error": wrong["error"],
             "plan": e["said"],
             "import_said": got[0]["said"],
+            "estimates": [g["estimate"] for g in got],
         }
     dill: dict[str, Any] = {"dump_s": dump_s, "error": dill_error}
     if dill_error is None:
@@ -273,7 +275,20 @@ def _nbstate_import(bundle: Path, cwd: Path, data_dir: Path, env: dict[str, str]
         "diff": _diff(source_fp, got),
         "error": cell.error or (cell.stderr.strip()[-300:] if "UsageError" in cell.stderr else None),
         "said": cell.stdout.strip()[-400:],
+        "estimate": _estimate(cell.stdout),
     }
+
+
+_ESTIMATE = re.compile(r"estimated restore time ([\d.]+) s \(load everything: ([\d.]+|impossible)(?: s)?(?:, replay everything: ([\d.]+|impossible)(?: s)?)?\)")
+
+
+def _estimate(said: str) -> dict[str, float | None] | None:
+    """The plan's estimates, as the import printed them (seconds; None: impossible or not said)."""
+    m = _ESTIMATE.search(said)
+    if m is None:
+        return None
+    num = lambda x: float(x) if x and x != "impossible" else None  # noqa: E731
+    return {"plan_s": float(m.group(1)), "load_all_s": num(m.group(2)), "replay_all_s": num(m.group(3))}
 
 
 def _imports_alone(modules: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -361,7 +376,37 @@ def render(result: dict[str, Any]) -> str:
         "than the better of rerunning and dill.",
     ]
     lines += [f"- {v}" for v in verdicts] or ["- Every migration here was at least as fast as the better baseline, and exact."]
+    lines += _render_estimates(result)
     return "\n".join(lines)
+
+
+def _render_estimates(result: dict[str, Any]) -> list[str]:
+    """The plan's estimates (printed by each local import; their median) against what was measured."""
+    rows = []
+    for r in result["workloads"]:
+        loc = r["nbstate"]["local"]
+        got = [e for e in loc.get("estimates") or [] if e]
+        if not got:
+            continue
+        floor = (r.get("libraries") or {}).get("import_s")
+        own = max(0.0, loc["import_s"] - floor) if floor is not None else None
+        replay = [e["replay_all_s"] for e in got if e["replay_all_s"] is not None]
+        rows.append(
+            f"| {r['title']} | {statistics.median(e['plan_s'] for e in got):.2f} s | {_fmt(own)} | "
+            f"{_fmt(statistics.median(replay) if replay else None)} | {r['rerun_s']:.2f} s |"
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "The plan's estimates, as each local import printed them (median), against the measurements above: the",
+        "estimate leaves out importing the libraries (the import says so), so it is set beside the restore less",
+        "the libraries alone; replaying everything is estimated from the recorded cell durations.",
+        "",
+        "| workload | plan's estimate | restore - libraries alone | replay everything, estimated | rerun |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def records(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from nbstate.plan import CellNode, Infeasible, VersionNode, solve
+from nbstate.plan import CellNode, Infeasible, VersionNode, replay_all_seconds, solve
 
 INF = math.inf
 
@@ -120,6 +120,43 @@ def test_pruning_loads_versions_that_load_faster_than_their_cell():
 
     plan = solve([1], {1: VersionNode(1, 0.1, 1)}.__getitem__, fetch_cell, prune=True)
     assert plan.load == [1] and plan.replay == []
+
+
+def test_replay_everything_is_worked_out_over_the_whole_lineage_not_the_pruned_graph():
+    # three slow cells (data 4 s -> model 3 s -> report 2 s), each version quick to load: the
+    # pruned plan loads the targets without looking past them, so it cannot say what rerunning
+    # costs; the walk over the whole lineage can (the session's start state, version 9, loads)
+    cells = [cell(1, 1, 4.0, (9,), (1,)), cell(2, 2, 3.0, (1,), (2,)), cell(3, 3, 2.0, (1, 2), (3,))]
+    versions = [VersionNode(1, 0.1, 1), VersionNode(2, 0.1, 2), VersionNode(3, 0.1, 3), VersionNode(9, 0.25, None)]
+    v, c = graph(cells, versions)
+    pruned = solve([2, 3], v, c)
+    assert pruned.load == [2, 3] and pruned.seconds == pytest.approx(0.2)
+    assert pruned.replay_all_seconds is None
+    assert "replay everything" not in pruned.describe({2: ["model"], 3: ["report"]})
+    assert replay_all_seconds([2, 3], v, c) == pytest.approx(4.0 + 3.0 + 2.0 + 0.25)
+    full = solve([2, 3], v, c, prune=False)
+    assert full.replay_all_seconds == pytest.approx(9.25)
+    assert "replay everything: 9.25 s" in full.describe({2: ["model"], 3: ["report"]})
+    # a version no cell can make and no bytes can load: rerunning cannot rebuild it either
+    versions[3] = VersionNode(9, INF, None)
+    assert math.isinf(replay_all_seconds([3], graph(cells, versions)[0], c))
+
+
+def test_replay_everything_is_what_replaying_every_reproducible_cell_costs():
+    rng = random.Random(5)
+    for _ in range(200):
+        n = rng.randint(1, 7)
+        cells, versions = _random_chain(rng, n, reproducible=0.7)
+        v, c = graph(cells, versions)
+        targets = rng.sample(range(1, n + 1), rng.randint(1, n))
+        # every cell whose version it made is recorded as its producer (and is on the lineage)
+        lineage, work = set(), [t for t in targets]
+        while work:
+            x = work.pop()
+            if versions[x - 1].produced_by == x and x not in lineage:
+                lineage.add(x)
+                work.extend(cells[x - 1].inputs)
+        assert replay_all_seconds(targets, v, c) == pytest.approx(_cost(lineage, targets, cells, versions))
 
 
 def test_pruned_plans_match_the_brute_force_with_or_without_a_cut():

@@ -24,6 +24,7 @@ from nbstate.blobs import (
     PACK_MAGIC,
     PATCH_DEPTH,
     BlobError,
+    BlobFiles,
     digest,
     pack_names,
     split_stream,
@@ -638,3 +639,36 @@ def test_decoded_buffers_are_mappings_where_memory_is_fresh_or_threads_decode_th
     assert len(buf) == blobs.ANON_ALWAYS and buf[:8] == b"\0" * 8 and buf[-8:] == b"\0" * 8
     buf[0] = 7  # writable, like the bytearray it stands for
     assert buf[0] == 7
+
+
+def test_the_read_rate_is_measured_on_the_store_read_only_or_not_and_kept_only_where_it_may_write(tmp_path, monkeypatch):
+    s = Session(tmp_path / "st")
+    s.cell(a=np.random.default_rng(1).random(3 << 20))  # 24 MB of chunks that do not compress
+    s.store.close()
+    read = []
+    original = BlobFiles.read_many
+
+    def counting(self, buffers, allow_map=False):
+        read.append(sum(n for _, n in buffers))
+        return original(self, buffers, allow_map)
+
+    monkeypatch.setattr(BlobFiles, "read_many", counting)
+    shipped = Store(tmp_path / "st", read_only=True)
+    rate = shipped.read_throughput()
+    assert read == [8 << 20] and rate != 200e6 and rate > 0  # measured on 8 MB of the largest blobs, in one go
+    assert shipped.read_throughput() == rate and len(read) == 1  # once
+    assert shipped.db.execute("SELECT value FROM meta WHERE key='read_rate'").fetchone() is None
+    shipped.close()
+    own = Store(tmp_path / "st")
+    own_rate = own.read_throughput()
+    assert own.db.execute("SELECT value FROM meta WHERE key='read_rate'").fetchone() == (str(own_rate),)
+    own.close()
+    assert Store(tmp_path / "st", read_only=True).read_throughput() == own_rate  # kept: not measured again
+    assert len(read) == 2
+
+
+def test_a_store_too_small_to_measure_is_planned_with_a_typical_rate(tmp_path):
+    s = Session(tmp_path / "st")
+    s.cell(a=[1, 2, 3])
+    assert s.store.read_throughput() == 200e6
+    assert s.store.db.execute("SELECT value FROM meta WHERE key='read_rate'").fetchone() is None

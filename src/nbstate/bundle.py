@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .plan import Infeasible, Plan
+from .plan import Infeasible, Plan, replay_all_seconds
 from .store import (
     BYTES_LEFT_OUT,
     FORMAT_VERSION,
@@ -551,6 +551,9 @@ def check(manifest: dict[str, Any], bundle_store: Store, cwd: Path) -> ImportChe
     for module, pin in manifest.get("packages", {}).items():
         if importlib.util.find_spec(module) is None:
             result.missing_packages[module] = pin
+    to_import = [m for m in manifest.get("packages", {}) if m not in sys.modules and m not in result.missing_packages]
+    if to_import:  # often most of a restore's time; an import's own duration cannot be known beforehand
+        result.notes.append(f"the estimate leaves out importing {', '.join(sorted(to_import))} (not imported here yet)")
     target = bundle_store.commit(manifest["commit"])
     for c in bundle_store.ancestors(target.id):
         if c.cell_run_id is None:
@@ -638,11 +641,14 @@ def plan_import(manifest: dict[str, Any], bundle_store: Store, checked: ImportCh
 
     history = History(bundle_store, python_changed=checked.python_changed, check_blobs=True)  # (only some bytes are shipped)
     history.unreplayable.update(unreplayable_runs(bundle_store, manifest, checked))
-    target = bundle_store.commit(manifest["commit"])
+    targets = sorted(set(bundle_store.commit(manifest["commit"]).state.values()))
     try:
-        return plan_for(history, sorted(set(target.state.values())))
+        plan = plan_for(history, targets)
     except Infeasible as exc:
         raise BundleError(_explain_missing(checked) or str(exc)) from None
+    if plan.replay_all_seconds is None:  # the plan shown compares itself with rerunning every cell
+        plan.replay_all_seconds = replay_all_seconds(targets, history.version_node, history.cell_node)
+    return plan
 
 
 def unreplayable_runs(store: Store, manifest: dict[str, Any], checked: ImportCheck) -> dict[int, str]:

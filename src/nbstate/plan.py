@@ -69,10 +69,14 @@ class Plan:
     replay: list[int] = field(default_factory=list)  # cell run ids, in run order
     seconds: float = 0.0  # estimated
     load_all_seconds: float = INFINITE
-    replay_all_seconds: float = INFINITE
+    # None: not worked out (pruning left cells unexplored; see replay_all_seconds)
+    replay_all_seconds: float | None = INFINITE
 
     def describe(self, names: Mapping[int, list[str]], code: Mapping[int, str] | None = None) -> str:
-        lines = [f"estimated restore time {self.seconds:.2f} s (load everything: {_fmt(self.load_all_seconds)}, replay everything: {_fmt(self.replay_all_seconds)})"]
+        others = [f"load everything: {_fmt(self.load_all_seconds)}"]
+        if self.replay_all_seconds is not None:
+            others.append(f"replay everything: {_fmt(self.replay_all_seconds)}")
+        lines = [f"estimated restore time {self.seconds:.2f} s ({', '.join(others)})"]
         if self.load:
             lines.append("load:   " + ", ".join(n for v in self.load for n in names.get(v, [f"#{v}"])))
         if self.replay:
@@ -109,6 +113,7 @@ def solve(
     edges: list[tuple[Any, Any, float | None]] = [(src, ("need", t), None) for t in targets]  # None: infinite
     versions: dict[int, VersionNode] = {}
     cells: dict[int, CellNode] = {}
+    pruned = False
     work = list(targets)
     while work:
         v = work.pop()
@@ -120,6 +125,7 @@ def solve(
         c = cells.get(node.produced_by) if node.produced_by in cells else (cell(node.produced_by) if node.produced_by is not None else None)
         if c is None or (prune and load <= c.duration):
             edges.append((("recompute", v), sink, None))  # recomputing it is impossible (or never better)
+            pruned = pruned or c is not None
             continue
         edges.append((("recompute", v), ("replay", c.id), None))
         if c.id in cells:
@@ -139,10 +145,32 @@ def solve(
         plan = _cut(edges, src, sink)
         plan.replay.sort(key=lambda c: cells[c].order)
     plan.load_all_seconds = load_all
-    plan.replay_all_seconds = sum(c.duration for c in cells.values()) + sum(
-        v.load_seconds for v in versions.values() if v.produced_by not in cells and _is_needed(v.id, targets, cells)
-    )
+    plan.replay_all_seconds = replay_all_seconds(targets, versions.__getitem__, cells.get) if not pruned else None
     return plan
+
+
+def replay_all_seconds(targets: Iterable[int], version: Callable[[int], VersionNode], cell: Callable[[int], CellNode | None]) -> float:
+    """Seconds to rebuild ``targets`` by replaying every cell of their lineage that can be
+    replayed (as rerunning the notebook would), loading only the versions no cell can make;
+    infinite when one of those cannot be loaded either. Walks the whole lineage."""
+    total = 0.0
+    seen: set[int] = set()
+    replayed: set[int] = set()
+    work = list(targets)
+    while work:
+        v = work.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        node = version(v)
+        c = cell(node.produced_by) if node.produced_by is not None else None
+        if c is None:
+            total += node.load_seconds
+        elif c.id not in replayed:
+            replayed.add(c.id)
+            total += c.duration
+            work.extend(c.inputs)
+    return total
 
 
 def _cut(edges: list[tuple[Any, Any, float | None]], src: str, sink: str) -> Plan:
@@ -234,7 +262,3 @@ def _reached(s: int, head: list[list[int]], to: list[int], usable: Callable[[int
                 seen.add(to[e])
                 queue.append(to[e])
     return seen
-
-
-def _is_needed(v: int, targets: list[int], cells: Mapping[int, CellNode]) -> bool:
-    return v in targets or any(v in c.inputs for c in cells.values())

@@ -34,6 +34,12 @@ FORMAT_VERSION = 5
 STATE_EVERY = 64
 DEFAULT_BRANCH = "main"
 DEFAULT_NOTEBOOK = "default"
+# The meta key of the measured read rate (read_throughput), the bytes it is measured on, and the
+# rate assumed where there is too little to measure. (Stores from before the rate was measured
+# with the read pool's threads keep theirs under `read_throughput`, no longer read.)
+_RATE_KEY = "read_rate"
+_RATE_SAMPLE = 8 << 20
+_DEFAULT_RATE = 200e6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -349,6 +355,7 @@ class Store:
         bundle), which lets SQLite skip locking altogether. ``check_file=False`` (with
         ``read_only``) reads a database that looks cut short anyway, as fsck does."""
         self.root = Path(root).expanduser()
+        self.read_only = read_only or immutable
         if read_only or immutable:
             self._open_read_only(immutable, check_file)
             return
@@ -479,7 +486,6 @@ class Store:
         self._generation = None
         self._lock_fd = None
         self.blobs = BlobFiles(self.root, create=False, lookup=self._lookup)
-        self._throughput = 200e6
 
     def _columns(self, delta_states: bool, randomness: bool = True) -> None:
         """The commit and cell-run columns this store's database has, and the cache of commits'
@@ -967,30 +973,36 @@ class Store:
         return self._commit_from_row(row)
 
     def read_throughput(self) -> float:
-        """Bytes per second this store's blobs are read and verified at: measured once on a
-        sample of its blobs (at most 8 MB: the first checkout pays for it), kept in the store's meta table."""
+        """Bytes per second a load reads, decodes and verifies this store's blobs at: measured
+        once on its largest blobs (at most 8 MB), read the way a load reads its buffers (by the
+        read pool's threads, side by side), so that plans and their estimates see the rate a
+        restore gets. Kept in the store's meta table; a store opened read-only (a bundle) is
+        measured too, and the rate kept in memory."""
         cached = getattr(self, "_throughput", None)
         if cached:
             return cached
-        row = self.db.execute("SELECT value FROM meta WHERE key='read_throughput'").fetchone()
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (_RATE_KEY,)).fetchone()
         if row is not None:
             self._throughput = float(row[0])
             return self._throughput
-        sample = self.db.execute("SELECT hash FROM blobs ORDER BY size DESC LIMIT 64").fetchall()
-        total, t0, budget = 0, time.perf_counter(), 8 << 20
-        for (h,) in sample:
-            if total >= budget:
+        sample, total = [], 0
+        for h, size in self.db.execute("SELECT hash, size FROM blobs ORDER BY size DESC LIMIT 64"):
+            if total >= _RATE_SAMPLE:
                 break
-            try:
-                total += len(self.blobs.get(h))
-            except Exception:
-                continue
+            sample.append(([h], size))
+            total += size
+        t0 = time.perf_counter()
+        try:
+            total = sum(len(b) for b in self.blobs.read_many(sample))
+        except Exception:  # noqa: BLE001 - a damaged or missing blob: fsck's to report, not this
+            total = 0
         elapsed = time.perf_counter() - t0
         if total < (1 << 20) or elapsed <= 0:
-            return 200e6  # too little stored to measure: a typical SSD read-and-verify rate
+            return _DEFAULT_RATE  # too little stored to measure (not kept: measured when there is)
         self._throughput = total / elapsed
-        with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('read_throughput', ?)", (str(self._throughput),))
+        if not self.read_only:
+            with self.transaction() as db:
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_RATE_KEY, str(self._throughput)))
         return self._throughput
 
     def stored_bytes(self) -> int:

@@ -662,9 +662,15 @@ def test_the_read_rate_is_measured_on_the_store_read_only_or_not_and_kept_only_w
     own = Store(tmp_path / "st")
     own_rate = own.read_throughput()
     assert own.db.execute("SELECT value FROM meta WHERE key='read_rate'").fetchone() == (str(own_rate),)
-    own.close()
     assert Store(tmp_path / "st", read_only=True).read_throughput() == own_rate  # kept: not measured again
     assert len(read) == 2
+    # An export gives its bundle the rate of the store it comes from: an import plans with it.
+    from nbstate import bundle
+
+    bundle.export(own, "default", own.head("default")[1], str(tmp_path / "out"))
+    shipped = Store(tmp_path / "out", read_only=True)
+    assert shipped.db.execute("SELECT value FROM meta WHERE key='read_rate'").fetchone() == (str(own_rate),)
+    assert shipped.read_throughput() == own_rate and len(read) == 2
 
 
 def test_a_store_too_small_to_measure_is_planned_with_a_typical_rate(tmp_path):

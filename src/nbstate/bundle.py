@@ -300,10 +300,15 @@ def copy_history(
             dst.insert_commit(db, Commit(c.id, notebook, parent, run_id, c.message, c.kind, c.created, c.code, c.bytes_added, seq), state)
             have.add(c.id)
             inserted["commits"].append(c.id)
-        blobs_to_copy.update(src.blobs.bases_of(blobs_to_copy).values())  # a patch travels with what it patches
+        # The chunks of each version just written that could be loaded, and (looked up once for
+        # them and the blobs to copy) what their patches patch, transitively.
+        new = set(inserted["versions"])
+        chunks = {version_ids[vid]: set(manifest_chunks(v.manifest)) for vid, v in versions.items() if version_ids.get(vid) in new and v.loadable}
+        bases = src.blobs.bases_of(blobs_to_copy.union(*chunks.values()))
+        blobs_to_copy = _with_bases(blobs_to_copy, bases)  # a patch travels with what it patches
         # Blobs the source lacks (versions whose bytes were not shipped) are left out.
         present = src.blobs.locate(sorted(blobs_to_copy))
-        _mark_bytes_left_out(db, src, dst, versions, version_ids, set(inserted["versions"]), present)
+        _mark_bytes_left_out(db, dst, {vid: _with_bases(hs, bases) for vid, hs in chunks.items()}, present)
         written = dst.blobs.copy_from(src.blobs, sorted(present), verify=not verified, link=verified)
         dst.blobs.sync()  # on disk before the rows that name them commit
         db.executemany(
@@ -314,24 +319,26 @@ def copy_history(
     return version_ids
 
 
-def _mark_bytes_left_out(
-    db: Any, src: Store, dst: Store, versions: dict[int, VariableVersion], version_ids: dict[int, int], new: set[int], present: dict[str, Any],
-) -> None:
-    """Give the versions just written whose bytes do not come along (an export's plan did not
-    ship them, or the bundle they come from lacks them) and that ``dst`` does not hold already
-    the reason BYTES_LEFT_OUT: planners then replay their cells rather than try a load, gc keeps
-    those cells, and fsck does not report their blobs as lost."""
-    candidates = {vid: v for vid, v in versions.items() if version_ids.get(vid) in new and v.loadable}
-    chunks = {vid: set(manifest_chunks(v.manifest)) for vid, v in candidates.items()}
-    bases = src.blobs.bases_of(set().union(*chunks.values())) if chunks else {}  # patch -> what it patches, transitively
+def _with_bases(hashes: set[str], bases: dict[str, str]) -> set[str]:
+    """``hashes`` and what their patches patch, transitively (``bases``: from bases_of)."""
+    out = set(hashes)
+    edge = out
+    while edge := {bases[h] for h in edge if h in bases} - out:
+        out |= edge
+    return out
+
+
+def _mark_bytes_left_out(db: Any, dst: Store, needed: dict[int, set[str]], present: dict[str, Any]) -> None:
+    """Give the versions just written (``dst`` ids -> the chunks a load of each reads) whose
+    bytes do not come along (an export's plan did not ship them, or the bundle they come from
+    lacks them) and that ``dst`` does not hold already the reason BYTES_LEFT_OUT: planners then
+    replay their cells rather than try a load, gc keeps those cells, and fsck does not report
+    their blobs as lost."""
     left_out: list[int] = []
-    for vid, needed in chunks.items():
-        edge = needed
-        while edge := {bases[h] for h in edge if h in bases} - needed:
-            needed |= edge
-        missing = [h for h in needed if h not in present]
+    for vid, hashes in needed.items():
+        missing = [h for h in hashes if h not in present]
         if missing and len(dst.blobs.locate(missing)) < len(missing):
-            left_out.append(version_ids[vid])
+            left_out.append(vid)
     for start in range(0, len(left_out), 500):
         part = left_out[start : start + 500]
         db.execute(f"UPDATE var_versions SET reason=? WHERE id IN ({','.join('?' * len(part))})", [BYTES_LEFT_OUT, *part])
@@ -389,6 +396,7 @@ def export(store: Store, notebook: str, ref_commit: str, dest: str, history: boo
         bundle_store = Store(built)
         try:
             copy_history(store, bundle_store, commits, notebook, ship)
+            bundle_store.keep_read_rate(planner.throughput)
             if history:
                 for kind in ("branch", "tag"):
                     for name, where in store.refs(notebook, kind).items():

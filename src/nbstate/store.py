@@ -976,8 +976,9 @@ class Store:
         """Bytes per second a load reads, decodes and verifies this store's blobs at: measured
         once on its largest blobs (at most 8 MB), read the way a load reads its buffers (by the
         read pool's threads, side by side), so that plans and their estimates see the rate a
-        restore gets. Kept in the store's meta table; a store opened read-only (a bundle) is
-        measured too, and the rate kept in memory."""
+        restore gets. Kept in the store's meta table; a store opened read-only is measured too
+        where its table has no rate (a bundle made by an earlier build), and the rate kept in
+        memory."""
         cached = getattr(self, "_throughput", None)
         if cached:
             return cached
@@ -1001,9 +1002,15 @@ class Store:
             return _DEFAULT_RATE  # too little stored to measure (not kept: measured when there is)
         self._throughput = total / elapsed
         if not self.read_only:
-            with self.transaction() as db:
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_RATE_KEY, str(self._throughput)))
+            self.keep_read_rate(self._throughput)
         return self._throughput
+
+    def keep_read_rate(self, rate: float) -> None:
+        """Record ``rate`` as this store's read rate (an export gives its bundle the rate of the
+        store it comes from, so that an import plans without measuring)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_RATE_KEY, str(rate)))
+        self._throughput = rate
 
     def stored_bytes(self) -> int:
         return self.db.execute("SELECT coalesce(sum(stored_size), 0) FROM blobs").fetchone()[0]

@@ -678,3 +678,37 @@ def test_a_store_too_small_to_measure_is_planned_with_a_typical_rate(tmp_path):
     s.cell(a=[1, 2, 3])
     assert s.store.read_throughput() == 200e6
     assert s.store.db.execute("SELECT value FROM meta WHERE key='read_rate'").fetchone() is None
+
+
+@pytest.mark.parametrize("codec", ["raw", "zstd"])
+def test_an_export_checks_every_blob_it_ships_side_by_side_and_refuses_a_damaged_one(tmp_path, monkeypatch, codec):
+    from nbstate import blobs, bundle
+
+    monkeypatch.setattr(blobs, "_COPY_WINDOW", 3 << 20)  # several windows of the read pool
+    s = Session(tmp_path / "st")
+    rng = np.random.default_rng(9)
+    a = rng.random(2 << 20) if codec == "raw" else np.repeat(rng.random(1 << 16), 64)  # 16 MB; random, or compressible
+    commit, _ = s.cell(a=a, b={"k": list(range(5000))})
+    chunks = s.store.versions([commit.state["a"]])[commit.state["a"]].manifest["buffers"][0]["chunks"]
+    where = s.store.blobs.locate(chunks)
+    assert {loc.codec for loc in where.values()} == {codec}
+    pooled = []
+    original = blobs.BlobFiles._checked_payload
+    monkeypatch.setattr(blobs.BlobFiles, "_checked_payload", lambda self, loc: pooled.append(loc.hash) or original(self, loc))
+    bundle.export(s.store, "default", commit.id, str(tmp_path / "good"), history=True)  # (every version's bytes)
+    shipped = Store(tmp_path / "good", read_only=True)
+    vid = shipped.commit(commit.id).state["a"]
+    assert np.array_equal(load_version(shipped, shipped.versions([vid])[vid], {})["a"], a)
+    shipped.close()
+    # One flipped byte in the 6th chunk: the export names it and leaves nothing behind.
+    loc = where[chunks[5]]
+    with open(s.store.blobs.pack_path(loc.pack), "r+b") as f:
+        f.seek(loc.offset + loc.stored // 2)
+        byte = f.read(1)
+        f.seek(loc.offset + loc.stored // 2)
+        f.write(bytes([byte[0] ^ 0x40]))
+    with pytest.raises(BlobError, match=loc.hash):
+        bundle.export(s.store, "default", commit.id, str(tmp_path / "bad"), history=True)
+    assert not (tmp_path / "bad").exists()
+    if codec == "raw":
+        assert set(chunks) <= set(pooled)  # 16 MB stored: checked by the pool, every chunk

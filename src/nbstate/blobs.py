@@ -267,6 +267,8 @@ def _no_index(hashes: Sequence[str]) -> dict[str, Location]:
 
 # Buffers with at least this many compressed bytes are decoded by a pool of threads.
 _PARALLEL_MIN = 8 << 20
+# Stored bytes a copy that verifies what it copies reads and checks in the pool at a time.
+_COPY_WINDOW = 64 << 20
 _pool_instance: Any = None
 _local = threading.local()
 
@@ -804,6 +806,7 @@ class BlobFiles:
         if not wanted:
             return out
         self._ensure_pack()
+        packed = []
         for h in wanted:
             loc = where.get(h)
             if loc is None:
@@ -813,11 +816,37 @@ class BlobFiles:
                 if w is not None:
                     out.append(w)
                 continue
-            payload = src.read_stored(loc)
-            if verify:
-                src.check(loc, payload)
+            packed.append(loc)
+        for loc, payload in src._stored_payloads(packed, verify):
             out.append(self._append_stored(loc, payload))
         return out
+
+    def _stored_payloads(self, locations: list[Location], verify: bool) -> Iterator[tuple[Location, bytes]]:
+        """Each of ``locations`` with its stored bytes, in order; with ``verify``, each decoded and
+        checked against its hash first, by the read pool's threads a window at a time where there
+        is enough to decode (an export checks every blob it ships: decoding is most of its time)."""
+        if not verify or not _threads_pay(sum(loc.stored for loc in locations), len(locations)):
+            for loc in locations:
+                payload = self.read_stored(loc)
+                if verify:
+                    self.check(loc, payload)
+                yield loc, payload
+            return
+        start = 0
+        while start < len(locations):
+            end, stored = start, 0
+            while end < len(locations) and (end == start or stored < _COPY_WINDOW):
+                stored += locations[end].stored
+                end += 1
+            window = locations[start:end]
+            bases = self._chains(window).values() if any(loc.codec in _BASED for loc in window) else []
+            yield from zip(window, self._side_by_side(self._checked_payload, [(loc,) for loc in window], [*window, *bases]), strict=True)
+            start = end
+
+    def _checked_payload(self, loc: Location) -> bytes:
+        payload = self.read_stored(loc)
+        self.check(loc, payload)
+        return payload
 
     def _link_packs(self, src: BlobFiles, where: dict[str, Location]) -> list[Written]:
         """Hard-link into this store the packs of ``src`` whose bytes are at least
@@ -941,8 +970,13 @@ class BlobFiles:
                 return self.path(loc.hash).read_bytes()[4:]
             except FileNotFoundError:
                 raise BlobError(f"blob {loc.hash} is missing from {self.root}") from None
+        fd = self._fd(loc.pack)
+        if hasattr(os, "pread"):  # one read into the bytes returned, rather than a copy of a buffer
+            data = os.pread(fd, loc.stored, loc.offset)
+            if len(data) == loc.stored:
+                return data
         buf = bytearray(loc.stored)
-        got = self._pread_into(self._fd(loc.pack), memoryview(buf), loc.offset)
+        got = self._pread_into(fd, memoryview(buf), loc.offset)
         if got != loc.stored:
             raise BlobError(f"blob {loc.hash} is damaged: its pack {loc.pack} ends {loc.stored - got} bytes early")
         return bytes(buf)

@@ -70,12 +70,7 @@ def test_nothing_can_restore_a_version_without_bytes_or_cell():
 
 
 def test_plan_is_never_worse_than_load_all_or_replay_all():
-    rng = random.Random(7)
-    for _ in range(200):
-        n = rng.randint(1, 7)
-        cells, versions = _random_chain(rng, n, reproducible=1.0)
-        v, c = graph(cells, versions)
-        targets = rng.sample(range(1, n + 1), rng.randint(1, n))
+    for n, cells, versions, v, c, targets in _random_cases(seed=7, count=200, most=7, reproducible=1.0):
         plan = solve(targets, v, c, prune=False)
         assert plan.seconds <= plan.load_all_seconds + 1e-9
         assert plan.seconds <= plan.replay_all_seconds + 1e-9
@@ -86,6 +81,17 @@ def test_plan_is_never_worse_than_load_all_or_replay_all():
                 cost = _cost(set(replayed), targets, cells, versions)
                 best = min(best, cost)
         assert plan.seconds == pytest.approx(best)
+
+
+def _random_cases(seed, count, most, reproducible):
+    """``count`` random graphs of 1 to ``most`` cells (see _random_chain), each with its lookups
+    and some targets: (n, cells, versions, version lookup, cell lookup, targets)."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        n = rng.randint(1, most)
+        cells, versions = _random_chain(rng, n, reproducible)
+        v, c = graph(cells, versions)
+        yield n, cells, versions, v, c, rng.sample(range(1, n + 1), rng.randint(1, n))
 
 
 def _random_chain(rng, n, reproducible):
@@ -143,12 +149,7 @@ def test_replay_everything_is_worked_out_over_the_whole_lineage_not_the_pruned_g
 
 
 def test_replay_everything_is_what_replaying_every_reproducible_cell_costs():
-    rng = random.Random(5)
-    for _ in range(200):
-        n = rng.randint(1, 7)
-        cells, versions = _random_chain(rng, n, reproducible=0.7)
-        v, c = graph(cells, versions)
-        targets = rng.sample(range(1, n + 1), rng.randint(1, n))
+    for _, cells, versions, v, c, targets in _random_cases(seed=5, count=200, most=7, reproducible=0.7):
         # every cell whose version it made is recorded as its producer (and is on the lineage)
         lineage, work = set(), [t for t in targets]
         while work:
@@ -162,13 +163,8 @@ def test_replay_everything_is_what_replaying_every_reproducible_cell_costs():
 def test_pruned_plans_match_the_brute_force_with_or_without_a_cut():
     # with pruning, many graphs have no replay node left: those plans are made without a cut,
     # and must cost what the best mix costs (within the loads pruning may pay)
-    rng = random.Random(11)
     direct = 0
-    for _ in range(300):
-        n = rng.randint(1, 6)
-        cells, versions = _random_chain(rng, n, reproducible=0.8)
-        v, c = graph(cells, versions)
-        targets = rng.sample(range(1, n + 1), rng.randint(1, n))
+    for n, cells, versions, v, c, targets in _random_cases(seed=11, count=300, most=6, reproducible=0.8):
         best = min(
             _cost(set(r), targets, cells, versions) for k in range(n + 1) for r in itertools.combinations(range(1, n + 1), k)
             if all(versions[x - 1].produced_by == x for x in r)

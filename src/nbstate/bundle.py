@@ -35,7 +35,6 @@ from .store import (
     Commit,
     Store,
     StoreError,
-    VariableVersion,
     manifest_chunks,
 )
 

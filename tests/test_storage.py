@@ -680,6 +680,44 @@ def test_a_store_too_small_to_measure_is_planned_with_a_typical_rate(tmp_path):
     assert s.store.db.execute("SELECT value FROM meta WHERE key='read_rate'").fetchone() is None
 
 
+def test_plans_count_a_streams_objects_when_loading_and_when_checking_a_replay(tmp_path):
+    """Out-of-band buffers cost their reading; a pickle stream's objects cost what pickling them
+    took when the version was recorded, to load (unpickling) and to check a replay (pickling
+    again). 400,000 small records, about 20 MB of stream, cost far more than their bytes' reading;
+    one 20 MB string, stream as long, costs about a copy."""
+    from nbstate.timetravel import History, plan_for
+
+    s = Session(tmp_path / "st")
+    first, _ = s.cell(records=[{"id": i, "name": f"user-{i}", "score": i / 7} for i in range(400_000)])
+    second, _ = s.cell(text="0123456789abcdef" * 1_250_000)
+    records, text = (s.store.versions([c.state[n]])[c.state[n]] for c, n in ((first, "records"), (second, "text")))
+    assert records.manifest["buffers"] == [] and text.manifest["buffers"] == []
+    assert abs(records.manifest["stream"]["n"] - text.manifest["stream"]["n"]) < 1_000_000
+    pickled = records.manifest["stream"]["seconds"]
+    assert pickled > 5 * text.manifest["stream"]["seconds"] > 0  # objects, not bytes
+
+    def plan_with_recorded(duration: float):
+        with s.store.transaction() as db:
+            db.execute("UPDATE cell_runs SET duration=? WHERE id=?", (duration, first.cell_run_id))
+        history = History(s.store, throughput=1e9)
+        return history.version_node(records.id), plan_for(history, [records.id])
+
+    node, quick = plan_with_recorded(0.01)
+    assert node.load_seconds == pytest.approx(records.size / 1e9 + pickled + 0.0005)
+    assert node.check_seconds == pytest.approx(pickled)
+    # The replay costs the cell and the check; it wins only where that is less than the load.
+    replay = 0.01 * 1.2 + 0.005 + pickled
+    assert quick.seconds == pytest.approx(min(replay, node.load_seconds))
+    assert (quick.replay, quick.load) == (([first.cell_run_id], []) if replay < node.load_seconds else ([], [records.id]))
+    _, slow = plan_with_recorded(5.0)
+    assert slow.load == [records.id] and slow.replay == []
+    # A version recorded before the pickler's time was kept counts as read only.
+    del records.manifest["stream"]["seconds"]
+    old = History(s.store, throughput=1e9)
+    old.versions[records.id] = records
+    assert old.version_node(records.id).load_seconds == pytest.approx(records.size / 1e9 + 0.0005)
+
+
 @pytest.mark.parametrize("codec", ["raw", "zstd"])
 def test_an_export_checks_every_blob_it_ships_side_by_side_and_refuses_a_damaged_one(tmp_path, monkeypatch, codec):
     from nbstate import blobs, bundle

@@ -103,6 +103,18 @@ def test_unserializable_values_are_rebuilt_by_replay(kernel, tmp_path):
     assert kernel.value("[first, fh.readline(), type(lock).__name__]") == ["one\n", "two\n", "lock"]
 
 
+def test_many_small_records_are_loaded_where_checking_a_replay_of_their_quick_cell_would_cost_more(kernel):
+    # 400,000 dicts, about 20 MB of pickle stream, from a cell that took about 0.3 s: less than
+    # the values take to load, but a replayed value is pickled again to be checked, which costs
+    # about as much as loading it does.
+    kernel.ok("import time\nrecords = [{'id': i, 'name': f'user-{i}', 'score': i / 7} for i in range(400_000)]\ntime.sleep(0.2)")
+    expected = kernel.value("[len(records), records[12345], sum(r['score'] for r in records)]")
+    kernel.ok("records = None")
+    r = kernel.ok("%nbstate undo")
+    assert "loaded records" in r.stdout and "replayed" not in r.stdout, r.stdout
+    assert kernel.value("[len(records), records[12345], sum(r['score'] for r in records)]") == expected
+
+
 def test_failed_restore_leaves_namespace_untouched_and_names_the_variable(kernel, tmp_path):
     (tmp_path / "input.txt").write_text("hello")
     kernel.ok("text = open('input.txt').read()\nkeep = [1]")

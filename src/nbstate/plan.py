@@ -61,6 +61,9 @@ class VersionNode:
     id: int
     load_seconds: float  # math.inf when it cannot be loaded
     produced_by: int | None  # the cell run that made it; None: no cell can reproduce it
+    # Seconds to check the value a replay gives against the recorded fingerprint (pickling it
+    # again), paid for a target whose cell is replayed.
+    check_seconds: float = 0.0
 
 
 @dataclass
@@ -109,6 +112,7 @@ def solve(
     another reason would have given the version for free: at most the load time).
     """
     targets = sorted(set(targets))
+    wanted = set(targets)
     src, sink = "source", "sink"
     edges: list[tuple[Any, Any, float | None]] = [(src, ("need", t), None) for t in targets]  # None: infinite
     versions: dict[int, VersionNode] = {}
@@ -123,11 +127,16 @@ def solve(
         load = node.load_seconds
         edges.append((("need", v), ("recompute", v), None if math.isinf(load) else load))
         c = cells.get(node.produced_by) if node.produced_by in cells else (cell(node.produced_by) if node.produced_by is not None else None)
-        if c is None or (prune and load <= c.duration):
+        check = node.check_seconds if v in wanted else 0.0
+        if c is None or (prune and load <= c.duration + check):
             edges.append((("recompute", v), sink, None))  # recomputing it is impossible (or never better)
             pruned = pruned or c is not None
             continue
         edges.append((("recompute", v), ("replay", c.id), None))
+        if check:
+            # A target is taken from the replay of its cell whenever that cell runs (and checked).
+            edges.append((("replay", c.id), ("check", v), None))
+            edges.append((("check", v), sink, check))
         if c.id in cells:
             continue
         cells[c.id] = c
@@ -153,6 +162,8 @@ def replay_all_seconds(targets: Iterable[int], version: Callable[[int], VersionN
     """Seconds to rebuild ``targets`` by replaying every cell of their lineage that can be
     replayed (as rerunning the notebook would), loading only the versions no cell can make;
     infinite when one of those cannot be loaded either. Walks the whole lineage."""
+    targets = list(targets)
+    wanted = set(targets)
     total = 0.0
     seen: set[int] = set()
     replayed: set[int] = set()
@@ -166,7 +177,10 @@ def replay_all_seconds(targets: Iterable[int], version: Callable[[int], VersionN
         c = cell(node.produced_by) if node.produced_by is not None else None
         if c is None:
             total += node.load_seconds
-        elif c.id not in replayed:
+            continue
+        if v in wanted:
+            total += node.check_seconds
+        if c.id not in replayed:
             replayed.add(c.id)
             total += c.duration
             work.extend(c.inputs)

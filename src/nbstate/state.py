@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -86,6 +87,7 @@ class _Stream:
     hashes: list[str] = field(default_factory=list)
     stored: bool = False  # its chunks were handed to the store as they came
     written: list[Written] = field(default_factory=list)  # those the store did not have yet
+    seconds: float | None = None  # the pickler's own time (storing its chunks left out)
 
 
 def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None, before: list[str] | None = None, plain: bool = True) -> tuple[codec.Serialized, _Stream]:
@@ -95,20 +97,27 @@ def _pickle(values: list[Any], ns: Mapping[str, Any], blobs: BlobFiles | None, b
     stream = _Stream(stored=blobs is not None)
     align = _Aligner(before or [], blobs)
 
+    storing = 0.0
+
     def store(chunks: list[Chunk]) -> None:
+        nonlocal storing
         assert blobs is not None
+        t0 = time.perf_counter()
         while chunks:
             n = align.batch(len(chunks))
             head, chunks = chunks[:n], chunks[n:]
             written = blobs.put_many(head, similar=align.bases(head))
             align.learn(written)
             stream.written.extend(w for w in written if w is not None)
+        storing += time.perf_counter() - t0
 
     sink = StreamChunker(store if blobs is not None else None, on_reset=align.restart)
+    t0 = time.perf_counter()
     ser = codec.serialize(values, ns, sink=sink, plain=plain)
+    pickling = time.perf_counter() - t0 - storing
     if ser.ok:
         sink.close()
-        stream.length, stream.hashes = sink.length, sink.hashes
+        stream.length, stream.hashes, stream.seconds = sink.length, sink.hashes, max(pickling, 0.0)
     return ser, stream
 
 
@@ -213,6 +222,8 @@ def _streamed_manifest(ser: codec.Serialized, stream: _Stream, names: list[str])
     manifest: dict[str, Any] = {"names": names, "stream": {"n": stream.length, "chunks": parts[0][1]}, "buffers": buffers}
     if ser.plain:
         manifest["stream"]["plain"] = True
+    if stream.seconds is not None:
+        manifest["stream"]["seconds"] = round(stream.seconds, 6)
     if ser.class_refs:
         manifest["class_refs"] = sorted(ser.class_refs)
     return manifest, chunks, fingerprint(parts)
@@ -608,10 +619,12 @@ class RestoredFingerprints(threading.Thread):
             raise
 
 
-def version_fingerprint(values: list[Any], names: list[str], namespace: Mapping[str, Any]) -> str | None:
-    """The fingerprint ``values`` would be stored under (None when they cannot be pickled)."""
+def fingerprint_with_ids(values: list[Any], names: list[str], namespace: Mapping[str, Any]) -> tuple[str | None, set[int] | codec.IdArray | None]:
+    """The fingerprint ``values`` would be stored under and the ids of the shareable objects
+    pickling them reached (both None when they cannot be pickled): a replayed value is checked
+    and its sharing known in one pass."""
     ser, stream = _pickle(values, namespace, None)
-    return _streamed_manifest(ser, stream, names)[2] if ser.ok else None
+    return (_streamed_manifest(ser, stream, names)[2], ser.ids) if ser.ok else (None, None)
 
 
-__all__ = ["Tracker", "LiveCoVariable", "buffers_of", "Checkpoint", "describe", "load_version", "load_version_with_ids", "restored_fingerprint", "fingerprint_restored", "RestoredFingerprints", "Reloaded", "version_fingerprint", "digest"]
+__all__ = ["Tracker", "LiveCoVariable", "buffers_of", "Checkpoint", "describe", "load_version", "load_version_with_ids", "restored_fingerprint", "fingerprint_restored", "RestoredFingerprints", "Reloaded", "fingerprint_with_ids", "digest"]

@@ -30,8 +30,8 @@ from .state import (
     Reloaded,
     buffers_of,
     fingerprint_restored,
+    fingerprint_with_ids,
     load_version_with_ids,
-    version_fingerprint,
 )
 from .store import Commit, Store, StoreError, VariableVersion, manifest_chunks
 
@@ -226,10 +226,13 @@ class History:
                 self.unloadable.add(vid)
                 loadable = False
             stored = sum(self._stored.get(h, 0) for h in hashes)
-        load = (v.size - self._mapped_bytes(v)) / self.throughput + 0.0005 if loadable else math.inf
+        objects = _pickling_seconds(v)
+        load = math.inf
+        if loadable:
+            load = (v.size - self._mapped_bytes(v)) / self.throughput + objects + 0.0005
         if loadable and self.bandwidth and stored is not None:
             load += stored / self.bandwidth
-        return VersionNode(vid, load, v.cell_run_id)
+        return VersionNode(vid, load, v.cell_run_id, objects)
 
     def run(self, run_id: int) -> tuple[Any, Commit, dict[str, int]]:
         """(the cell run, its commit, the state before it)."""
@@ -278,6 +281,19 @@ def plan_for(history: History, targets: list[int]) -> Plan:
             raise
         history.avoid_random = False
         return solve(targets, history.version_node, history.cell_node)
+
+
+def _pickling_seconds(v: VariableVersion) -> float:
+    """What the objects of ``v``'s pickle stream cost, to make when it loads and to pickle again
+    when a replay's value is checked against its fingerprint: the pickler's own time when the
+    version was recorded (``stream.seconds``; unpickling takes about as long). Per byte that
+    ranges from a copy (one long string) to tens of times the cost of reading (a million small
+    records: 35 MB/s to load, against about 1 GB/s to read and decode), so no rate of bytes can
+    stand for it; out-of-band buffers are only read, and hashed at tens of GB/s. Versions
+    recorded before it was kept count as read only."""
+    if not v.serializable or v.manifest is None:
+        return 0.0
+    return float(v.manifest["stream"].get("seconds", 0.0))
 
 
 def _holds_code(v: VariableVersion) -> bool:
@@ -555,15 +571,18 @@ def _obtain(
     """One target version's values: from the replay namespace when it rebuilt them, else loaded."""
     if all(at.get(n) == v.id and n in iso for n in v.names):
         values = {n: iso[n] for n in v.names}
-        if v.serializable and version_fingerprint(list(values.values()), v.names, namespace) != v.fingerprint:
-            if v.id not in history.unloadable and v.loadable:
-                report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")
-                return _obtain_loaded(history.store, v, namespace, lookup)
-            report.warnings.append(
-                f"{', '.join(v.names)}: the replayed value differs from the recorded one "
-                "(the cells are not deterministic: random numbers, time, files?)"
-            )
-        return values, codec.reachable_ids(list(values.values()), namespace), "replayed"
+        ids = None
+        if v.serializable:
+            fingerprint, ids = fingerprint_with_ids(list(values.values()), v.names, namespace)
+            if fingerprint != v.fingerprint:
+                if v.id not in history.unloadable and v.loadable:
+                    report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")
+                    return _obtain_loaded(history.store, v, namespace, lookup)
+                report.warnings.append(
+                    f"{', '.join(v.names)}: the replayed value differs from the recorded one "
+                    "(the cells are not deterministic: random numbers, time, files?)"
+                )
+        return values, ids if ids is not None else codec.reachable_ids(list(values.values()), namespace), "replayed"
     return _obtain_loaded(history.store, v, namespace, lookup)
 
 

@@ -111,8 +111,8 @@ def solve(
     cell's lineage is not explored (the plan may then pay that load where a replay made for
     another reason would have given the version for free: at most the load time).
     """
-    targets = sorted(set(targets))
     wanted = set(targets)
+    targets = sorted(wanted)
     src, sink = "source", "sink"
     edges: list[tuple[Any, Any, float | None]] = [(src, ("need", t), None) for t in targets]  # None: infinite
     versions: dict[int, VersionNode] = {}
@@ -162,12 +162,11 @@ def replay_all_seconds(targets: Iterable[int], version: Callable[[int], VersionN
     """Seconds to rebuild ``targets`` by replaying every cell of their lineage that can be
     replayed (as rerunning the notebook would), loading only the versions no cell can make;
     infinite when one of those cannot be loaded either. Walks the whole lineage."""
-    targets = list(targets)
     wanted = set(targets)
     total = 0.0
     seen: set[int] = set()
     replayed: set[int] = set()
-    work = list(targets)
+    work = list(wanted)
     while work:
         v = work.pop()
         if v in seen:

@@ -291,9 +291,7 @@ def _pickling_seconds(v: VariableVersion) -> float:
     records: 35 MB/s to load, against about 1 GB/s to read and decode), so no rate of bytes can
     stand for it; out-of-band buffers are only read, and hashed at tens of GB/s. Versions
     recorded before it was kept count as read only."""
-    if not v.serializable or v.manifest is None:
-        return 0.0
-    return float(v.manifest["stream"].get("seconds", 0.0))
+    return float(v.manifest["stream"].get("seconds", 0.0)) if v.manifest is not None else 0.0
 
 
 def _holds_code(v: VariableVersion) -> bool:

@@ -108,8 +108,9 @@ def solve(
 
     ``version`` and ``cell`` fetch nodes on demand, so only the lineage that matters is read.
     With ``prune``, a version that loads faster than its cell ran is simply loaded, and its
-    cell's lineage is not explored (the plan may then pay that load where a replay made for
-    another reason would have given the version for free: at most the load time).
+    cell's lineage is not explored (the plan may then pay that load where replaying the cell
+    would have cost less: at most the load time). Such a version whose cell the plan replays
+    anyway, for another of its outputs, is taken from that replay.
     """
     wanted = set(targets)
     targets = sorted(wanted)
@@ -117,7 +118,7 @@ def solve(
     edges: list[tuple[Any, Any, float | None]] = [(src, ("need", t), None) for t in targets]  # None: infinite
     versions: dict[int, VersionNode] = {}
     cells: dict[int, CellNode] = {}
-    pruned = False
+    pruned: set[int] = set()  # versions loaded without looking at their cell
     work = list(targets)
     while work:
         v = work.pop()
@@ -130,7 +131,8 @@ def solve(
         check = node.check_seconds if v in wanted else 0.0
         if c is None or (prune and load <= c.duration + check):
             edges.append((("recompute", v), sink, None))  # recomputing it is impossible (or never better)
-            pruned = pruned or c is not None
+            if c is not None:
+                pruned.add(v)
             continue
         edges.append((("recompute", v), ("replay", c.id), None))
         if check:
@@ -153,9 +155,19 @@ def solve(
     else:
         plan = _cut(edges, src, sink)
         plan.replay.sort(key=lambda c: cells[c].order)
+        _take_from_replays(plan, pruned, versions, wanted)
     plan.load_all_seconds = load_all
     plan.replay_all_seconds = replay_all_seconds(targets, versions.__getitem__, cells.get) if not pruned else None
     return plan
+
+
+def _take_from_replays(plan: Plan, pruned: set[int], versions: Mapping[int, VersionNode], wanted: set[int]) -> None:
+    """A pruned version whose cell the plan replays anyway (for another of its outputs) comes
+    from that replay, as a restore takes it: it is not loaded, and a target is checked instead."""
+    replayed = set(plan.replay)
+    for v in [v for v in plan.load if v in pruned and versions[v].produced_by in replayed]:
+        plan.load.remove(v)
+        plan.seconds += (versions[v].check_seconds if v in wanted else 0.0) - versions[v].load_seconds
 
 
 def replay_all_seconds(targets: Iterable[int], version: Callable[[int], VersionNode], cell: Callable[[int], CellNode | None]) -> float:

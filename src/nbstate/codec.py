@@ -697,8 +697,13 @@ class _NotPlain(Exception):
 _PLAIN_ATOMS = frozenset({int, float, bool, type(None)})
 _PLAIN_CONTAINERS = frozenset({list, tuple, set, frozenset, dict, bytearray})
 # A string or bytes object held by one list has this reference count when the pickler shows it
-# to ``persistent_id`` (measured once on this interpreter): one with more is shared.
+# to ``persistent_id`` (measured once on this interpreter).
 _held_once: int | None = None
+# A string held by more than this many references is written as a persistent id (loaded back as
+# one object). A few references come and go with code that merely names it (a dict key that is
+# also a variable's name, or a constant of a cell: ``table['bump']``); counted, they would change
+# the value's bytes, and so its fingerprint, while it stayed the same.
+_SHARED_BY = 16
 _NEVER = 1 << 62  # (while measuring, and where it could not be measured: no string is shared)
 
 
@@ -711,7 +716,7 @@ class _PlainPickler(pickle.Pickler):
     every object, stops at anything but plain data (``_NotPlain``) and collects the ids of the
     containers (8 bytes each; the mutable ones' link co-variables, tuples' and frozensets' do
     not): if one was met twice, the caller pickles the value the usual way.
-    A string or bytes object that something else holds too is written as a persistent id, and
+    A string or bytes object that many hold (``_SHARED_BY``) is written as a persistent id, and
     made one object again, by value, on load (its identity carries nothing), so that the keys
     of a million records stay a few objects."""
 
@@ -724,7 +729,7 @@ class _PlainPickler(pickle.Pickler):
         self.frozen = array("q")  # the tuples' and frozensets': only checked for being met twice
         self._add = self.ids.append
         self._add_frozen = self.frozen.append
-        self._shared = _held_once if _held_once is not None else _NEVER
+        self._shared = _held_once + _SHARED_BY - 1 if _held_once is not None else _NEVER
 
     def persistent_id(self, obj: Any) -> Any:
         t = type(obj)

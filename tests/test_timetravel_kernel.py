@@ -103,6 +103,37 @@ def test_unserializable_values_are_rebuilt_by_replay(kernel, tmp_path):
     assert kernel.value("[first, fh.readline(), type(lock).__name__]") == ["one\n", "two\n", "lock"]
 
 
+def test_what_a_replayed_cell_defines_is_bound_to_the_notebook_not_to_the_replay(kernel):
+    # The lock makes its cell replayed; the function, the class and its instance made there are
+    # loaded instead, bound to the live namespace (a replay's own are bound to where it ran)
+    kernel.ok("k = 3")
+    kernel.ok("import threading\nlock = threading.Lock()\ndef f():\n    return k\nclass P:\n    def get(self):\n        return k\np = P()")
+    kernel.ok("def f():\n    return -1\nlock = threading.Lock()\np = 1")
+    r = kernel.ok("%nbstate checkout HEAD~1")
+    assert "replayed lock" in r.stdout and "loaded f, p" in r.stdout and "warning" not in r.stdout, r.stdout
+    kernel.ok("k = 5")
+    assert kernel.value("[f(), f.__globals__ is globals(), type(p) is P, p.get()]") == [5, True, True, 5]
+
+
+def test_a_value_loaded_for_a_replay_is_restored_as_loaded_and_not_checked_again(kernel):
+    # df and m are loaded for the replay of the lock's cell, which reads them. They are targets
+    # too: taken as loaded, not pickled again to be checked as a replay's values, which for
+    # pandas' extension arrays gives other bytes than were recorded (and a false alarm)
+    kernel.ok(
+        "import numpy as np, pandas as pd\nfrom sklearn.linear_model import LinearRegression\n"
+        "X = np.arange(20.0).reshape(10, 2)\nm = LinearRegression().fit(X, X[:, 0])\n"
+        "df = pd.DataFrame({'a': pd.array([1, 2, None] * 1000, dtype='Int64'), 'c': pd.Categorical(['x', 'y', 'z'] * 1000)})"
+    )
+    kernel.ok("import threading\nlock = threading.Lock()\nn = len(df) + m.coef_.size")
+    kernel.ok("del df, lock, n, m")
+    r = kernel.ok("%nbstate checkout HEAD~1")
+    assert "loaded df, m; replayed lock, n" in r.stdout and "warning" not in r.stdout, r.stdout
+    assert kernel.value("[n, int(df['a'].sum()), list(df['c'][:2]), round(float(m.coef_.sum()), 6)]") == [3002, 3000, ["x", "y"], 1.0]
+    kernel.ok("total = n + 1")
+    assert "+total  " in kernel.ok("%nbstate log -n 1").stdout  # what was read and restored is unchanged
+    assert kernel.value("type(lock).__name__") == "lock"
+
+
 def test_many_small_records_are_loaded_where_checking_a_replay_of_their_quick_cell_would_cost_more(kernel):
     # 400,000 dicts, about 20 MB of pickle stream, from a cell that took about 0.3 s: less than
     # the values take to load, but a replayed value is pickled again to be checked, which costs

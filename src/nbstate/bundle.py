@@ -430,9 +430,13 @@ def export(store: Store, notebook: str, ref_commit: str, dest: str, history: boo
 
 
 def _must_ship(history: Any, vid: int, plan: Plan) -> bool:
-    """Versions whose bytes are here and whose cell is not replayed go in the bundle as bytes."""
+    """Versions whose bytes are here and whose cell is not replayed go in the bundle as bytes;
+    so do those holding notebook functions or classes (or naming them), whatever is replayed:
+    what a replay makes of those is bound to the replay's namespace (see timetravel._obtain)."""
+    from .timetravel import holds_code, names_classes
+
     v = history.version(vid)
-    return v.loadable and v.cell_run_id not in plan.replay
+    return v.loadable and (v.cell_run_id not in plan.replay or holds_code(v) or names_classes(v))
 
 
 def _modules_needed(store: Store, chain: list[Commit], target: Commit) -> set[str]:

@@ -117,6 +117,9 @@ class Serialized:
     class_refs: set[str] = field(default_factory=set)
     # Pickled as plain data, without a memo (``_PlainPickler``): shared strings are persistent ids.
     plain: bool = False
+    # Holds functions whose globals are the namespace pickled against (stored by value; their
+    # methods too, for classes): unpickled, they are bound to the namespace restored into.
+    bound: bool = False
 
     _by_id: dict[int, Any] | None = field(default=None, repr=False)
 
@@ -212,6 +215,9 @@ def _notebook_classes_in(values: list[Any]) -> dict[int, type]:
 _restore_namespace: dict[str, Any] | None = None
 # Where references to notebook classes by name are resolved (defaults to _restore_namespace).
 _restore_lookup: Mapping[str, Any] | None = None
+# How many functions unpickling has bound to a restore namespace, ever: comparing it before and
+# after a load tells whether the values hold any (loads run on one thread at a time).
+functions_bound = 0
 
 
 def _target_namespace() -> dict[str, Any]:
@@ -221,8 +227,11 @@ def _target_namespace() -> dict[str, Any]:
 
 
 def _make_function(code_bytes: bytes, name: str, qualname: str, ncells: int, module: str | None = None) -> types.FunctionType:
+    global functions_bound
     code = marshal.loads(code_bytes)
     closure = tuple(types.CellType() for _ in range(ncells)) if ncells else None
+    if module is None:
+        functions_bound += 1
     fn_globals = _target_namespace() if module is None else _rebuild_module(module).__dict__
     fn = types.FunctionType(code, fn_globals, name, None, closure)
     fn.__qualname__ = qualname
@@ -475,6 +484,7 @@ class _Pickler(pickle.Pickler):
         # containers that libraries share freely between values (pandas indexes).
         self.exempt: set[int] = set()
         self.class_refs: set[str] = set()
+        self.bound = False
 
     _named_ids: set[int] | None = None
 
@@ -505,6 +515,7 @@ class _Pickler(pickle.Pickler):
             self.exempt.update(inside)
         if t is types.FunctionType:
             if obj.__globals__ is self._namespace:
+                self.bound = True
                 return self._reduce_function(obj)
             # A library's closure around notebook code (the ``__repr__`` of a dataclass, a
             # decorator's wrapper) has no name to be found by: stored by value, with its module.
@@ -913,10 +924,10 @@ def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None,
     extra = list(view_roots.values()) + list(_notebook_classes_in(values).values())  # (classes: stored by value, though named)
     held.extend(extra)
     ids.update(map(id, extra))
-    class_refs = pickler.class_refs
+    class_refs, bound = pickler.class_refs, pickler.bound
     del pickler
     stream = out.getvalue() if sink is None else b""
-    return Serialized(stream=stream, buffers=buffers, ids=ids, held=held, class_refs=class_refs)
+    return Serialized(stream=stream, buffers=buffers, ids=ids, held=held, class_refs=class_refs, bound=bound)
 
 
 # The most common objects a pickle memoizes, none of which can carry shared mutable state:

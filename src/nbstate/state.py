@@ -619,12 +619,15 @@ class RestoredFingerprints(threading.Thread):
             raise
 
 
-def fingerprint_with_ids(values: list[Any], names: list[str], namespace: Mapping[str, Any]) -> tuple[str | None, set[int] | codec.IdArray | None]:
-    """The fingerprint ``values`` would be stored under and the ids of the shareable objects
-    pickling them reached (both None when they cannot be pickled): a replayed value is checked
-    and its sharing known in one pass."""
+def fingerprint_with_ids(values: list[Any], names: list[str], namespace: Mapping[str, Any]) -> tuple[str | None, set[int] | codec.IdArray | None, bool]:
+    """The fingerprint ``values`` would be stored under, the ids of the shareable objects
+    pickling them reached (both None when they cannot be pickled), and whether they hold
+    functions whose globals are ``namespace``. A replayed value is checked and its sharing known
+    in one pass."""
     ser, stream = _pickle(values, namespace, None)
-    return (_streamed_manifest(ser, stream, names)[2], ser.ids) if ser.ok else (None, None)
+    if not ser.ok:
+        return None, None, False
+    return _streamed_manifest(ser, stream, names)[2], ser.ids, ser.bound
 
 
 __all__ = ["Tracker", "LiveCoVariable", "buffers_of", "Checkpoint", "describe", "load_version", "load_version_with_ids", "restored_fingerprint", "fingerprint_restored", "RestoredFingerprints", "Reloaded", "fingerprint_with_ids", "digest"]

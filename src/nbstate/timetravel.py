@@ -218,7 +218,7 @@ class History:
 
     def version_node(self, vid: int) -> VersionNode:
         v = self.version(vid)
-        loadable = v.loadable and vid not in self.unloadable and not (self.python_changed and _holds_code(v))
+        loadable = v.loadable and vid not in self.unloadable and not (self.python_changed and holds_code(v))
         stored = None
         if loadable and (self.check_blobs or self.bandwidth) and v.manifest is not None:
             hashes = self._with_bases(set(manifest_chunks(v.manifest)))
@@ -232,7 +232,10 @@ class History:
             load = (v.size - self._mapped_bytes(v)) / self.throughput + objects + 0.0005
         if loadable and self.bandwidth and stored is not None:
             load += stored / self.bandwidth
-        return VersionNode(vid, load, v.cell_run_id, objects)
+        # A replay's functions and classes are its own: a value that holds them, or names them, is
+        # loaded instead of checked (see _obtain).
+        check = load if loadable and (holds_code(v) or names_classes(v)) else objects
+        return VersionNode(vid, load, v.cell_run_id, check)
 
     def run(self, run_id: int) -> tuple[Any, Commit, dict[str, int]]:
         """(the cell run, its commit, the state before it)."""
@@ -294,9 +297,14 @@ def _pickling_seconds(v: VariableVersion) -> float:
     return float(v.manifest["stream"].get("seconds", 0.0)) if v.manifest is not None else 0.0
 
 
-def _holds_code(v: VariableVersion) -> bool:
+def holds_code(v: VariableVersion) -> bool:
     """Whether a version holds notebook functions or classes (marshalled code is per-Python)."""
     return any(t in ("function", "type") or t.startswith("function") for t in v.types.values())
+
+
+def names_classes(v: VariableVersion) -> bool:
+    """Whether a version refers to notebook classes by name (instances of them)."""
+    return bool((v.manifest or {}).get("class_refs"))
 
 
 # --- checkout ------------------------------------------------------------------------------------
@@ -479,6 +487,9 @@ def _execute(
     store = history.store
     iso: dict[str, Any] = {"__builtins__": builtins, "__name__": "__main__"}
     at: dict[str, int] = {}  # name -> the version it holds in ``iso``
+    # Versions loaded into ``iso`` for a replay, with the ids of their objects; None: they hold
+    # functions, bound to ``iso``, so that as targets they are loaded again for the namespace.
+    loaded: dict[int, set[int] | codec.IdArray | None] = {}
     load = set(plan.load)
     for run_id in plan.replay:
         run, commit, before = history.run(run_id)
@@ -493,12 +504,14 @@ def _execute(
             needed.append(v)
 
         def load_input(v: VariableVersion) -> bool:
+            bound = codec.functions_bound
             try:
-                values, _ = _load(store, v, iso, ChainMap(iso, kept))
+                values, ids = _load(store, v, iso, ChainMap(iso, kept))
             except codec.MissingName:
                 return False
             iso.update(values)
             at.update({n: v.id for n in v.names})
+            loaded[v.id] = ids if codec.functions_bound == bound and not names_classes(v) else None
             return True
 
         stuck = _in_class_order(needed, load_input)
@@ -527,7 +540,7 @@ def _execute(
     lookup = ChainMap(staged, kept)
 
     def take(v: VariableVersion) -> bool:
-        values, ids, how = _obtain(v, iso, at, namespace, lookup, history, report)
+        values, ids, how = _obtain(v, iso, at, loaded, namespace, lookup, history, report)
         if values is None:
             return False
         staged.update(values)
@@ -561,27 +574,44 @@ def _obtain(
     v: VariableVersion,
     iso: dict[str, Any],
     at: dict[str, int],
+    loaded: Mapping[int, set[int] | codec.IdArray | None],
     namespace: dict[str, Any],
     lookup: Mapping[str, Any],
     history: History,
     report: CheckoutReport,
-) -> tuple[dict[str, Any] | None, set[int], str]:
-    """One target version's values: from the replay namespace when it rebuilt them, else loaded."""
-    if all(at.get(n) == v.id and n in iso for n in v.names):
-        values = {n: iso[n] for n in v.names}
-        ids = None
-        if v.serializable:
-            fingerprint, ids = fingerprint_with_ids(list(values.values()), v.names, namespace)
-            if fingerprint != v.fingerprint:
-                if v.id not in history.unloadable and v.loadable:
-                    report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")
-                    return _obtain_loaded(history.store, v, namespace, lookup)
-                report.warnings.append(
-                    f"{', '.join(v.names)}: the replayed value differs from the recorded one "
-                    "(the cells are not deterministic: random numbers, time, files?)"
-                )
-        return values, ids if ids is not None else codec.reachable_ids(list(values.values()), namespace), "replayed"
-    return _obtain_loaded(history.store, v, namespace, lookup)
+) -> tuple[dict[str, Any] | None, set[int] | codec.IdArray, str]:
+    """One target version's values: from the replay namespace when it rebuilt them (or loaded
+    them for a replay, and no replayed cell made them anew since), else loaded.
+
+    The replay namespace is only the replays' own: what holds functions bound to it, or refers
+    to its classes, is loaded for the notebook's namespace instead, where the bytes exist."""
+    store = history.store
+    loadable = v.id not in history.unloadable and v.loadable
+    if not all(at.get(n) == v.id and n in iso for n in v.names):
+        return _obtain_loaded(store, v, namespace, lookup)
+    values = {n: iso[n] for n in v.names}
+    if v.id in loaded:
+        ids = loaded[v.id]
+        return (values, ids, "loaded") if ids is not None else _obtain_loaded(store, v, namespace, lookup)
+    ids = None
+    if v.serializable:
+        # Pickled against the replay namespace, which holds the replayed cells' classes as the
+        # notebook's held the recorded ones. Functions the replays made are bound to it, and
+        # compiled under another file name, so that they never match the recorded bytes: such
+        # values, and those that name its classes, are loaded instead wherever they can be.
+        if loadable and (holds_code(v) or names_classes(v)):
+            return _obtain_loaded(store, v, namespace, lookup)
+        fingerprint, ids, bound = fingerprint_with_ids(list(values.values()), v.names, iso)
+        if loadable and (bound or fingerprint != v.fingerprint):
+            if not bound:
+                report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")
+            return _obtain_loaded(store, v, namespace, lookup)
+        if fingerprint != v.fingerprint and not bound:
+            report.warnings.append(
+                f"{', '.join(v.names)}: the replayed value differs from the recorded one "
+                "(the cells are not deterministic: random numbers, time, files?)"
+            )
+    return values, ids if ids is not None else codec.reachable_ids(list(values.values()), namespace), "replayed"
 
 
 def _obtain_loaded(store: Store, v: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[int], str]:

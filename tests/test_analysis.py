@@ -33,9 +33,10 @@ def test_assignment_reads_and_writes():
     assert n.deletes == set() and not n.everything
 
 
-def test_augmented_assignment_writes_its_target():
-    n = names("total += step")
-    assert n.writes == {"total"} and n.reads == {"step"}
+def test_augmented_assignment_reads_and_writes_its_target():
+    # a replay of `total += step` needs the value `total` had
+    n = names("total += step\nitems[0] += 1\nobj.count += 1")
+    assert n.writes == {"total"} and n.reads == {"total", "step", "items", "obj"}
     assert "total" in n.touched
 
 

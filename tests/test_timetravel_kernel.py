@@ -115,6 +115,31 @@ def test_what_a_replayed_cell_defines_is_bound_to_the_notebook_not_to_the_replay
     assert kernel.value("[f(), f.__globals__ is globals(), type(p) is P, p.get()]") == [5, True, True, 5]
 
 
+def test_a_replayed_value_is_checked_with_the_pickler_that_recorded_it(kernel):
+    # `a` held a function, so the checkpoint pickled its next value, 0, the usual way rather
+    # than as plain data (which gives other bytes): the replay's check must pickle it that way
+    kernel.ok("def a(v):\n    return v")
+    kernel.ok("a = 0\nimport threading\nlk = threading.Lock()")
+    kernel.ok("%nbstate undo")
+    r = kernel.ok("%nbstate checkout @{-1}")
+    assert "replayed a, lk, threading" in r.stdout and "warning" not in r.stdout, r.stdout
+    assert kernel.value("a") == 0
+
+
+def test_a_replayed_cell_gets_the_names_it_updates_or_deletes(kernel):
+    # The locks make these cells replayed. `a += 0` needs the `a` it had (0, made by a cell that
+    # raised, so loaded), not the string an earlier replayed cell left; `del b` needs only a `b`
+    kernel.ok("b = [1]")
+    kernel.ok("import threading\nlk = threading.Lock()\na = 's0'")
+    assert kernel.run("a = 0\nraise RuntimeError('on purpose')").error is not None
+    kernel.ok("a += 0\ndel b\nlk = threading.Lock()")
+    kernel.ok("c = 1")
+    kernel.ok("%nbstate checkout HEAD~4")  # b alone
+    r = kernel.ok("%nbstate checkout @{-1}")
+    assert "replayed" in r.stdout and "warning" not in r.stdout, r.stdout
+    assert kernel.value("[a, 'b' in globals(), c]") == [0, False, 1]
+
+
 def test_a_value_loaded_for_a_replay_is_restored_as_loaded_and_not_checked_again(kernel):
     # df and m are loaded for the replay of the lock's cell, which reads them. They are targets
     # too: taken as loaded, not pickled again to be checked as a replay's values, which for

@@ -81,6 +81,12 @@ class _Collector(ast.NodeVisitor):
         else:
             self.names.deletes.add(node.id)
 
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        # `a += 1` reads `a` too: its replay needs the value it had.
+        if isinstance(node.target, ast.Name):
+            self.names.reads.add(node.target.id)
+        self.generic_visit(node)
+
     def _defines(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
         self.names.writes.add(node.name)
         self.generic_visit(node)

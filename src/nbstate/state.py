@@ -619,12 +619,15 @@ class RestoredFingerprints(threading.Thread):
             raise
 
 
-def fingerprint_with_ids(values: list[Any], names: list[str], namespace: Mapping[str, Any]) -> tuple[str | None, set[int] | codec.IdArray | None, bool]:
+def fingerprint_with_ids(
+    values: list[Any], names: list[str], namespace: Mapping[str, Any], plain: bool = True
+) -> tuple[str | None, set[int] | codec.IdArray | None, bool]:
     """The fingerprint ``values`` would be stored under, the ids of the shareable objects
     pickling them reached (both None when they cannot be pickled), and whether they hold
     functions whose globals are ``namespace``. A replayed value is checked and its sharing known
-    in one pass."""
-    ser, stream = _pickle(values, namespace, None)
+    in one pass. ``plain``: whether to try the plain pickler first, as a checkpoint does unless
+    the co-variable's last value was not plain (the same value pickles to other bytes each way)."""
+    ser, stream = _pickle(values, namespace, None, plain=plain)
     if not ser.ok:
         return None, None, False
     return _streamed_manifest(ser, stream, names)[2], ser.ids, ser.bound

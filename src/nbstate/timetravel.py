@@ -23,7 +23,7 @@ from typing import Any
 
 from . import blobs as blobs_module
 from . import codec
-from .analysis import side_effects
+from .analysis import names_in_source, side_effects
 from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
 from .state import (
     LiveCoVariable,
@@ -518,6 +518,14 @@ def _execute(
         if stuck:
             names = ", ".join(n for v in stuck for n in v.names)
             raise ReplayError(run_id, f"replaying cell [{run.execution_count}] needs {names}, which refer to a class the plan does not restore first")
+        try:
+            source = transform(run.code)
+        except Exception as exc:
+            raise ReplayError(run_id, f"replaying cell [{run.execution_count}] failed: {type(exc).__name__}: {exc}") from None
+        # A name the cell deletes without reading it (`del b`) need only exist for the replay.
+        for n in names_in_source(source).deletes:
+            if n in before and n not in iso:
+                iso[n] = None
         effects = side_effects(run.code)
         if effects:
             report.warnings.append(
@@ -525,7 +533,7 @@ def _execute(
                 f"({', '.join(effects)}): files or databases it writes may now hold that twice"
             )
         try:
-            code = compile(transform(run.code), f"<nbstate replay of cell [{run.execution_count}]>", "exec")
+            code = compile(source, f"<nbstate replay of cell [{run.execution_count}]>", "exec")
             with _collector_resumed(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 exec(code, iso)
         except Exception as exc:
@@ -601,7 +609,9 @@ def _obtain(
         # values, and those that name its classes, are loaded instead wherever they can be.
         if loadable and (holds_code(v) or names_classes(v)):
             return _obtain_loaded(store, v, namespace, lookup)
-        fingerprint, ids, bound = fingerprint_with_ids(list(values.values()), v.names, iso)
+        # (and by the pickler that recorded it: the plain one only for a plain stream)
+        plain = bool(v.manifest is not None and v.manifest["stream"].get("plain"))
+        fingerprint, ids, bound = fingerprint_with_ids(list(values.values()), v.names, iso, plain)
         if loadable and (bound or fingerprint != v.fingerprint):
             if not bound:
                 report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")

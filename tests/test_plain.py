@@ -187,6 +187,29 @@ def test_a_cycle_that_makes_the_memoless_pickler_raise_key_error_is_pickled_the_
     assert b_outer[:3] == [[], [], []] and b_outer[3] == frozenset()
 
 
+def test_plain_values_compare_by_value_with_nan_equal_to_nan():
+    nan = float("nan")
+    deep: list = []
+    for _ in range(5000):  # deeper than recursion allows
+        deep = [deep]
+    cases_equal = [({"k": [1, 2.5, nan]}, {"k": [1, 2.5, float("nan")]}), (deep, copy_deep(deep)), ((1, "s", b"b", None), (1, "s", b"b", None)), ({1, 2}, {2, 1})]
+    for a, b in cases_equal:
+        assert codec.same_plain(a, b)
+    cases_differ = [([1], [1.0]), ([True], [1]), ({"k": 1}, {"j": 1}), ([1, 2], [1, 2, 3]), ((nan,), (0.0,)), ({"k": [1]}, {"k": (1,)})]
+    for a, b in cases_differ:
+        assert not codec.same_plain(a, b) and not codec.same_plain(b, a)
+
+
+def copy_deep(x):
+    out = root = []
+    while x:
+        x = x[0]
+        nxt: list = []
+        out.append(nxt)
+        out = nxt
+    return root
+
+
 def test_a_variable_holding_part_of_a_large_plain_value_joins_its_co_variable(tmp_path: Path):
     s = Session(tmp_path / "st")
     records = {i: {"id": i, "tags": ["a"]} for i in range(10_000)}

@@ -140,6 +140,18 @@ def test_a_replayed_cell_gets_the_names_it_updates_or_deletes(kernel):
     assert kernel.value("[a, 'b' in globals(), c]") == [0, False, 1]
 
 
+def test_a_replayed_plain_value_that_pickles_to_other_bytes_is_compared_by_value(kernel):
+    # `'s1'` is held 20 times over when `a = [a, a]` is recorded, and so written as a persistent
+    # id; replayed from a loaded `'s1'` that nothing else holds, the same list pickles otherwise
+    kernel.ok("keep = ['s1'] * 20")
+    kernel.ok("a = 's1'")
+    kernel.ok("a = [a, a]\nimport threading\nlk = threading.Lock()")
+    kernel.ok("%nbstate undo")
+    r = kernel.ok("%nbstate checkout @{-1}")
+    assert "replayed" in r.stdout and "warning" not in r.stdout, r.stdout
+    assert kernel.value("[a, a[0] is a[1]]") == [["s1", "s1"], True]
+
+
 def test_a_value_loaded_for_a_replay_is_restored_as_loaded_and_not_checked_again(kernel):
     # df and m are loaded for the replay of the lock's cell, which reads them. They are targets
     # too: taken as loaded, not pickled again to be checked as a replay's values, which for

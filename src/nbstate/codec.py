@@ -861,6 +861,36 @@ _TRAVERSED = frozenset({list, tuple, set, frozenset, dict})
 _MUTABLE_PLAIN = frozenset({list, dict, set, bytearray})
 
 
+def same_plain(a: Any, b: Any) -> bool:
+    """Whether two plain values are equal, a NaN equal to a NaN. Two plain streams of equal values
+    may differ (a string that many held is written as a persistent id, and what holds a string
+    changes with code that names it), so a replayed plain value whose fingerprint differs from
+    the recorded one is compared with the stored value instead. Walks with a stack, not by
+    recursion (plain values may be deep)."""
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if x is y:
+            continue
+        t = type(x)
+        if t is not type(y):
+            return False
+        if t is float:
+            if x != y and not (x != x and y != y):
+                return False
+        elif t is list or t is tuple:
+            if len(x) != len(y):
+                return False
+            stack.extend(zip(x, y, strict=True))
+        elif t is dict:
+            if x.keys() != y.keys():
+                return False
+            stack.extend((x[k], y[k]) for k in x)
+        elif x != y:  # atoms, sets and frozensets of atoms, bytearrays
+            return False
+    return True
+
+
 def plain_ids(values: tuple) -> set[int] | IdArray:
     """The ids of the mutable containers of values loaded from a plain stream, found a level
     at a time by C-level passes (``gc.get_referents`` of a whole level at once): in plain data

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import pickle
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -208,6 +209,18 @@ def copy_deep(x):
         out.append(nxt)
         out = nxt
     return root
+
+
+def test_a_name_that_comes_to_hold_plain_data_is_pickled_as_plain_data(tmp_path: Path):
+    # The name held something else first: what it learned of that value is not kept for the next
+    s = Session(tmp_path / "st")
+    s.cell(data=Fraction(1, 3))
+    assert s.tracker.by_name["data"].plain is False
+    s.cell(data={i: {"id": i} for i in range(5000)})
+    assert s.tracker.by_name["data"].plain is True
+    s.cell(data=[Fraction(1, 2)] * 3)
+    s.cell(other=1)  # (data not touched)
+    assert s.tracker.by_name["data"].plain is False
 
 
 def test_a_variable_holding_part_of_a_large_plain_value_joins_its_co_variable(tmp_path: Path):

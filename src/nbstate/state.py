@@ -51,7 +51,8 @@ class LiveCoVariable:
     # stored as a delta of the chunk it replaced.
     stream: list[str] = field(default_factory=list)
     # Whether the values were last pickled as plain data (None: not yet tried): a value found
-    # not to be is not tried again, which would cost a pass over it each time.
+    # not to be is not tried again while it holds the same objects, which would cost a pass over
+    # it each time (see _try_plain).
     plain: bool | None = None
 
 
@@ -361,7 +362,7 @@ class Tracker:
             # so its own stream is only hashed.
             covar = own = self.by_name.get(name)
             alone = covar is None or len(covar.names) == 1
-            ser, streams[name] = _pickle([ns[name]], ns, blobs if alone else None, covar.stream if covar is not None else None, covar is None or covar.plain is not False)
+            ser, streams[name] = _pickle([ns[name]], ns, blobs if alone else None, covar.stream if covar is not None else None, _try_plain(covar, [ns[name]]))
             single[name] = ser
             # A notebook class stored as a reference to its name may have been changed through
             # this value (`a[0].attr = 1`, `type(p).attr = 1`): its own variable is examined too.
@@ -396,7 +397,7 @@ class Tracker:
             if len(names) == 1:
                 ser, stream = single[names[0]], streams[names[0]]
             else:
-                ser, stream = _pickle([ns[n] for n in names], ns, blobs, before, previous is None or previous.plain is not False)
+                ser, stream = _pickle([ns[n] for n in names], ns, blobs, before, _try_plain(previous, [ns[n] for n in names]))
             if not ser.ok:
                 ser.ids = set().union(*(single[n].ids for n in names))
             types = {n: describe(ns[n]) for n in names}
@@ -617,6 +618,14 @@ class RestoredFingerprints(threading.Thread):
             with self._lock:
                 self._cancelled = True
             raise
+
+
+def _try_plain(covar: LiveCoVariable | None, values: list[Any]) -> bool:
+    """Whether to try the plain pickler first for ``values``: unless they were found not to be
+    plain data when the co-variable was last pickled and are still those objects (a name that
+    came to hold another object starts afresh, or a dict of records that replaced a data frame
+    would be pickled with a memo of every object from then on)."""
+    return covar is None or covar.plain is not False or not all(id(v) in covar.ids for v in values)
 
 
 def fingerprint_with_ids(

@@ -201,6 +201,22 @@ def test_plain_values_compare_by_value_with_nan_equal_to_nan():
         assert not codec.same_plain(a, b) and not codec.same_plain(b, a)
 
 
+def test_values_compare_as_pickled_with_strings_written_where_met():
+    inner = {"pk": 0, "qk": 0}
+    recorded = {"pk": inner, "qk": inner}  # the keys of both dicts are the same two objects
+
+    def fresh(key):  # an equal string that is another object
+        return "".join(list(key))
+
+    again = {fresh("pk"): 0, fresh("qk"): 0}
+    loaded = {fresh("pk"): again, fresh("qk"): again}
+    assert codec.serialize([recorded], {}, plain=False).stream != codec.serialize([loaded], {}, plain=False).stream
+    assert codec.same_values([recorded], {}, [loaded], {})
+    assert not codec.same_values([recorded], {}, [{"pk": inner, "qk": {"pk": 0, "qk": 0}}], {})  # sharing differs
+    assert not codec.same_values([recorded], {}, [{"pk": inner, "qk": {"pk": 0, "qk": 1}}], {})
+    assert not codec.same_values(["a"], {}, [b"a"], {})
+
+
 def copy_deep(x):
     out = root = []
     while x:

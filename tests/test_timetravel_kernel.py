@@ -152,6 +152,18 @@ def test_a_replayed_plain_value_that_pickles_to_other_bytes_is_compared_by_value
     assert kernel.value("[a, a[0] is a[1]]") == [["s1", "s1"], True]
 
 
+def test_a_replayed_value_whose_strings_are_other_objects_is_compared_by_value(kernel):
+    # Recorded, the new dict's keys were the very strings of the old one's (the code's interned
+    # constants); replayed, the old one is loaded with strings of its own, so the memo of the
+    # usual pickler (the dict is met twice: not plain) writes the keys otherwise
+    kernel.ok("a = {'p': 0, 'q': 0}")
+    kernel.ok("import threading\nlk = threading.Lock()\na = {'p': a, 'q': a}")
+    kernel.ok("%nbstate undo")
+    r = kernel.ok("%nbstate checkout @{-1}")
+    assert "replayed" in r.stdout and "warning" not in r.stdout, r.stdout
+    assert kernel.value("[a, a['p'] is a['q']]") == [{"p": {"p": 0, "q": 0}, "q": {"p": 0, "q": 0}}, True]
+
+
 def test_a_value_loaded_for_a_replay_is_restored_as_loaded_and_not_checked_again(kernel):
     # df and m are loaded for the replay of the lock's cell, which reads them. They are targets
     # too: taken as loaded, not pickled again to be checked as a replay's values, which for

@@ -861,6 +861,32 @@ _TRAVERSED = frozenset({list, tuple, set, frozenset, dict})
 _MUTABLE_PLAIN = frozenset({list, dict, set, bytearray})
 
 
+class _StringsWhereMet(_Pickler):
+    """Writes every string and bytes object where it is met, never as a reference to where the
+    same object was met before (fresh bytes stand for each: see same_values)."""
+
+    def persistent_id(self, obj: Any) -> Any:
+        t = type(obj)
+        if t is str:
+            return obj.encode("utf-8", "surrogatepass")
+        if t is bytes:
+            return bytearray(obj)
+        return None
+
+
+def same_values(a: list[Any], a_namespace: Mapping[str, Any], b: list[Any], b_namespace: Mapping[str, Any]) -> bool:
+    """Whether two lists of values pickle alike once every string is written where it is met.
+    A pickle's memo writes a string met again as a reference to the first, so equal values give
+    other bytes where one holds one string object twice and the other two equal ones: a replay
+    reads its code's (interned) constants, a load makes strings afresh. Only a string's identity
+    is set aside: everything else compares as pickled (buffers by their bytes)."""
+    x = serialize(a, a_namespace, plain=False, _pickler=_StringsWhereMet)
+    y = serialize(b, b_namespace, plain=False, _pickler=_StringsWhereMet)
+    if not (x.ok and y.ok) or x.stream != y.stream or len(x.buffers) != len(y.buffers):
+        return False
+    return all(p.nbytes == q.nbytes and bytes(p) == bytes(q) for p, q in zip(x.buffers, y.buffers, strict=True))
+
+
 def same_plain(a: Any, b: Any) -> bool:
     """Whether two plain values are equal, a NaN equal to a NaN. Two plain streams of equal values
     may differ (a string that many held is written as a persistent id, and what holds a string
@@ -904,7 +930,7 @@ def plain_ids(values: tuple) -> set[int] | IdArray:
     return IdArray(ids) if len(ids) > _FEW_IDS else set(ids)
 
 
-def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None, plain: bool = True) -> Serialized:
+def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None, plain: bool = True, _pickler: type[_Pickler] | None = None) -> Serialized:
     """Pickle ``values`` (a co-variable's objects, in member order) in one pass.
 
     Returns the stream, the out-of-band buffers and the ids of shareable objects reached. When
@@ -923,7 +949,7 @@ def serialize(values: list[Any], namespace: Mapping[str, Any], sink: Any = None,
     out = io.BytesIO() if sink is None else sink
     buffers: list[memoryview] = []
     view_roots: dict[int, Any] = {}
-    pickler = _Pickler(out, namespace, buffers, view_roots)
+    pickler = (_pickler or _Pickler)(out, namespace, buffers, view_roots)
     np = sys.modules.get("numpy")
     if np is not None:
         # Arrays given as values are stored whole; so is the array under a view that spans all

@@ -615,8 +615,12 @@ def _obtain(
         if loadable and (bound or fingerprint != v.fingerprint):
             got = _obtain_loaded(store, v, namespace, lookup)
             stored = got[0]
-            # A plain value may pickle to other bytes and still be the same (codec.same_plain).
-            same = plain and stored is not None and all(codec.same_plain(values[n], stored[n]) for n in v.names)
+            # Equal values may pickle to other bytes (codec.same_plain, codec.same_values).
+            same = stored is not None and (
+                all(codec.same_plain(values[n], stored[n]) for n in v.names)
+                if plain
+                else codec.same_values([values[n] for n in v.names], iso, [stored[n] for n in v.names], namespace)
+            )
             if not bound and not same:
                 report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")
             return got

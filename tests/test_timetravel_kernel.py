@@ -115,14 +115,22 @@ def test_what_a_replayed_cell_defines_is_bound_to_the_notebook_not_to_the_replay
     assert kernel.value("[f(), f.__globals__ is globals(), type(p) is P, p.get()]") == [5, True, True, 5]
 
 
+def back_by_replay(kernel, *cells):
+    """Run ``cells`` (the last one makes a lock), undo the last and check it out again, which
+    replays it: what the checkout said, which must have no warning."""
+    for cell in cells:
+        kernel.ok(cell)
+    kernel.ok("%nbstate undo")
+    r = kernel.ok("%nbstate checkout @{-1}")
+    assert "replayed" in r.stdout and "warning" not in r.stdout, r.stdout
+    return r.stdout
+
+
 def test_a_replayed_value_is_checked_with_the_pickler_that_recorded_it(kernel):
     # `a` held a function, so the checkpoint pickled its next value, 0, the usual way rather
     # than as plain data (which gives other bytes): the replay's check must pickle it that way
-    kernel.ok("def a(v):\n    return v")
-    kernel.ok("a = 0\nimport threading\nlk = threading.Lock()")
-    kernel.ok("%nbstate undo")
-    r = kernel.ok("%nbstate checkout @{-1}")
-    assert "replayed a, lk, threading" in r.stdout and "warning" not in r.stdout, r.stdout
+    said = back_by_replay(kernel, "def a(v):\n    return v", "a = 0\nimport threading\nlk = threading.Lock()")
+    assert "replayed a, lk, threading" in said
     assert kernel.value("a") == 0
 
 
@@ -143,12 +151,7 @@ def test_a_replayed_cell_gets_the_names_it_updates_or_deletes(kernel):
 def test_a_replayed_plain_value_that_pickles_to_other_bytes_is_compared_by_value(kernel):
     # `'s1'` is held 20 times over when `a = [a, a]` is recorded, and so written as a persistent
     # id; replayed from a loaded `'s1'` that nothing else holds, the same list pickles otherwise
-    kernel.ok("keep = ['s1'] * 20")
-    kernel.ok("a = 's1'")
-    kernel.ok("a = [a, a]\nimport threading\nlk = threading.Lock()")
-    kernel.ok("%nbstate undo")
-    r = kernel.ok("%nbstate checkout @{-1}")
-    assert "replayed" in r.stdout and "warning" not in r.stdout, r.stdout
+    back_by_replay(kernel, "keep = ['s1'] * 20", "a = 's1'", "a = [a, a]\nimport threading\nlk = threading.Lock()")
     assert kernel.value("[a, a[0] is a[1]]") == [["s1", "s1"], True]
 
 
@@ -156,11 +159,7 @@ def test_a_replayed_value_whose_strings_are_other_objects_is_compared_by_value(k
     # Recorded, the new dict's keys were the very strings of the old one's (the code's interned
     # constants); replayed, the old one is loaded with strings of its own, so the memo of the
     # usual pickler (the dict is met twice: not plain) writes the keys otherwise
-    kernel.ok("a = {'p': 0, 'q': 0}")
-    kernel.ok("import threading\nlk = threading.Lock()\na = {'p': a, 'q': a}")
-    kernel.ok("%nbstate undo")
-    r = kernel.ok("%nbstate checkout @{-1}")
-    assert "replayed" in r.stdout and "warning" not in r.stdout, r.stdout
+    back_by_replay(kernel, "a = {'p': 0, 'q': 0}", "import threading\nlk = threading.Lock()\na = {'p': a, 'q': a}")
     assert kernel.value("[a, a['p'] is a['q']]") == [{"p": {"p": 0, "q": 0}, "q": {"p": 0, "q": 0}}, True]
 
 

@@ -433,10 +433,10 @@ def _must_ship(history: Any, vid: int, plan: Plan) -> bool:
     """Versions whose bytes are here and whose cell is not replayed go in the bundle as bytes;
     so do those holding notebook functions or classes (or naming them), whatever is replayed:
     what a replay makes of those is bound to the replay's namespace (see timetravel._obtain)."""
-    from .timetravel import holds_code, names_classes
+    from .timetravel import bound_by_replay
 
     v = history.version(vid)
-    return v.loadable and (v.cell_run_id not in plan.replay or holds_code(v) or names_classes(v))
+    return v.loadable and (v.cell_run_id not in plan.replay or bound_by_replay(v))
 
 
 def _modules_needed(store: Store, chain: list[Commit], target: Commit) -> set[str]:

@@ -232,9 +232,8 @@ class History:
             load = (v.size - self._mapped_bytes(v)) / self.throughput + objects + 0.0005
         if loadable and self.bandwidth and stored is not None:
             load += stored / self.bandwidth
-        # A replay's functions and classes are its own: a value that holds them, or names them, is
-        # loaded instead of checked (see _obtain).
-        check = load if loadable and (holds_code(v) or names_classes(v)) else objects
+        # A value bound to the replay's own functions and classes is loaded instead of checked.
+        check = load if loadable and bound_by_replay(v) else objects
         return VersionNode(vid, load, v.cell_run_id, check)
 
     def run(self, run_id: int) -> tuple[Any, Commit, dict[str, int]]:
@@ -305,6 +304,13 @@ def holds_code(v: VariableVersion) -> bool:
 def names_classes(v: VariableVersion) -> bool:
     """Whether a version refers to notebook classes by name (instances of them)."""
     return bool((v.manifest or {}).get("class_refs"))
+
+
+def bound_by_replay(v: VariableVersion) -> bool:
+    """Whether a replay's value of ``v`` would be bound to the replay's namespace: it holds
+    notebook functions or classes (made there, with it as their globals) or names classes
+    (found there). Such a value is loaded, wherever its bytes exist, not taken from the replay."""
+    return holds_code(v) or names_classes(v)
 
 
 # --- checkout ------------------------------------------------------------------------------------
@@ -607,29 +613,33 @@ def _obtain(
         # notebook's held the recorded ones. Functions the replays made are bound to it, and
         # compiled under another file name, so that they never match the recorded bytes: such
         # values, and those that name its classes, are loaded instead wherever they can be.
-        if loadable and (holds_code(v) or names_classes(v)):
+        if loadable and bound_by_replay(v):
             return _obtain_loaded(store, v, namespace, lookup)
         # (and by the pickler that recorded it: the plain one only for a plain stream)
         plain = bool(v.manifest is not None and v.manifest["stream"].get("plain"))
         fingerprint, ids, bound = fingerprint_with_ids(list(values.values()), v.names, iso, plain)
-        if loadable and (bound or fingerprint != v.fingerprint):
-            got = _obtain_loaded(store, v, namespace, lookup)
-            stored = got[0]
-            # Equal values may pickle to other bytes (codec.same_plain, codec.same_values).
-            same = stored is not None and (
-                all(codec.same_plain(values[n], stored[n]) for n in v.names)
-                if plain
-                else codec.same_values([values[n] for n in v.names], iso, [stored[n] for n in v.names], namespace)
-            )
-            if not bound and not same:
-                report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")
-            return got
+        if bound and loadable:
+            return _obtain_loaded(store, v, namespace, lookup)
         if fingerprint != v.fingerprint and not bound:
-            report.warnings.append(
-                f"{', '.join(v.names)}: the replayed value differs from the recorded one "
-                "(the cells are not deterministic: random numbers, time, files?)"
-            )
+            if not loadable:
+                report.warnings.append(
+                    f"{', '.join(v.names)}: the replayed value differs from the recorded one "
+                    "(the cells are not deterministic: random numbers, time, files?)"
+                )
+            else:
+                got = _obtain_loaded(store, v, namespace, lookup)
+                if got[0] is None or not _same(values, got[0], plain, iso, namespace):
+                    report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")
+                return got
     return values, ids if ids is not None else codec.reachable_ids(list(values.values()), namespace), "replayed"
+
+
+def _same(replayed: dict[str, Any], stored: dict[str, Any], plain: bool, iso: dict[str, Any], namespace: dict[str, Any]) -> bool:
+    """Whether a replayed value whose bytes differ from the recorded ones equals the stored one:
+    equal values may pickle to other bytes (codec.same_plain, codec.same_values)."""
+    if plain:
+        return all(codec.same_plain(replayed[n], stored[n]) for n in replayed)
+    return codec.same_values(list(replayed.values()), iso, [stored[n] for n in replayed], namespace)
 
 
 def _obtain_loaded(store: Store, v: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[int], str]:

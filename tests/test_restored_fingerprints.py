@@ -49,3 +49,28 @@ def test_an_interrupted_wait_leaves_the_fingerprints_not_yet_taken_as_recorded(m
     assert not t.is_alive()
     # "a" was done before the interrupt; what was being taken then, and what came after, not.
     assert [x.fingerprint for x in lives] == ["restored-a", "recorded-b", "recorded-c"]
+
+
+def test_a_begun_thread_waits_for_the_kernel_to_answer_unless_finish_calls_for_the_fingerprints(monkeypatch):
+    monkeypatch.setattr(state, "restored_fingerprint", lambda values, version, ns: f"restored-{next(iter(values))}")
+    monkeypatch.setattr(RestoredFingerprints, "DELAY", 30.0)
+    lives = [_live("a")]
+    t = RestoredFingerprints([({"a": 1}, None, lives[0])], {})
+    t.begin()
+    t.join(0.3)
+    # Begun at the cell's end, it leaves the interpreter to the kernel's reply meanwhile.
+    assert t.is_alive() and lives[0].fingerprint == "recorded-a"
+    # The next cell does not wait out the delay.
+    t.finish()
+    assert not t.is_alive() and lives[0].fingerprint == "restored-a"
+
+
+def test_a_begun_thread_takes_the_fingerprints_after_its_delay_with_no_cell_asking(monkeypatch):
+    monkeypatch.setattr(state, "restored_fingerprint", lambda values, version, ns: f"restored-{next(iter(values))}")
+    monkeypatch.setattr(RestoredFingerprints, "DELAY", 0.05)
+    lives = [_live("a"), _live("b")]
+    t = RestoredFingerprints([({"a": 1}, None, lives[0]), ({"b": 2}, None, lives[1])], {})
+    t.begin()
+    t.join(10)
+    assert not t.is_alive()
+    assert [x.fingerprint for x in lives] == ["restored-a", "restored-b"]

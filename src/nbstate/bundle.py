@@ -18,14 +18,13 @@ import os
 import shutil
 import sqlite3
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .plan import Infeasible, Plan, replay_all_seconds
@@ -37,6 +36,9 @@ from .store import (
     StoreError,
     manifest_chunks,
 )
+
+if TYPE_CHECKING:
+    import tarfile
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_KIND = "nbstate-bundle"
@@ -176,6 +178,8 @@ def _local_copy(src: str, scratch: Path | None = None) -> Iterator[Path]:
         return
     path = Path(src.removeprefix("file://")).expanduser()
     if path.is_file():
+        import tarfile  # only for bundle files: not imported with the extension
+
         tmp = _scratch_dir(scratch)
         try:
             try:
@@ -213,6 +217,8 @@ def _publish(built: Path, dest: str) -> str:
         return redact(dest)
     path = Path(dest.removeprefix("file://")).expanduser()
     if path.suffix == ".nbstate":
+        import tarfile
+
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         with tarfile.open(tmp, "w") as tar:  # blobs are compressed already

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from nbstate.blobs import (
     split_stream,
 )
 from nbstate.codec import serialize
-from nbstate.state import Tracker, _manifest, load_version
+from nbstate.state import ReadAhead, Tracker, _manifest, load_version, load_version_with_ids
 from nbstate.store import FORMAT_VERSION, PendingCommit, Store
 
 NBSTATE = Path(sys.executable).parent / "nbstate"
@@ -395,6 +396,93 @@ def test_blobs_written_but_never_committed_are_not_in_the_index(tmp_path):
     maintenance.gc(store)
     assert maintenance.du(store).pack_waste_bytes < 4096
     assert maintenance.fsck(store).ok
+
+
+# --- reading ahead -------------------------------------------------------------------------------
+
+
+def _two_big_versions(root: Path):
+    """A session holding two versions with buffers and a stream over ReadAhead.RUN_MIN, and
+    small ones: (session, commit, {name: value})."""
+    s = Session(root)
+    rng = np.random.default_rng(11)
+    values = {
+        "grid": rng.random((1024, 1024)),  # 8 MB, raw
+        "frame": {"zeros": np.zeros(3_000_000), "small": np.arange(10), "words": [f"w{i}" for i in range(200_000)]},
+    }
+    commit, _ = s.cell(**values)
+    return s, commit, values
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="reading ahead needs a second core")
+def test_a_restore_reads_large_runs_ahead_in_the_pool_and_loads_the_same_values(tmp_path, monkeypatch):
+    s, commit, values = _two_big_versions(tmp_path / "st")
+    versions = s.store.versions(sorted(set(commit.state.values())))
+    readers: list[tuple[str, int]] = []
+    real = BlobFiles.read_into
+
+    def watched(self, hashes, length, allow_map=False):
+        readers.append((threading.current_thread().name, length))
+        return real(self, hashes, length, allow_map=allow_map)
+
+    monkeypatch.setattr(BlobFiles, "read_into", watched)
+    ahead = ReadAhead(s.store, list(versions.values()))
+    got = {}
+    for v in versions.values():
+        loaded, _ = load_version_with_ids(s.store, v, {}, ahead=ahead)
+        got.update(loaded)
+    assert np.array_equal(got["grid"], values["grid"])
+    assert np.array_equal(got["frame"]["zeros"], values["frame"]["zeros"]) and got["frame"]["words"] == values["frame"]["words"]
+    assert got["frame"]["small"].tolist() == list(range(10))
+    # Every run of 1 MiB or more was read in the pool; the small ones when their value loaded.
+    big = [(who, n) for who, n in readers if n >= ReadAhead.RUN_MIN]
+    assert len(big) == 3 and all(who.startswith("nbstate-read") for who, _ in big), readers
+    assert all(who == threading.main_thread().name for who, n in readers if n < ReadAhead.RUN_MIN), readers
+    # What was read ahead is handed over once: a second load reads again, the same values.
+    assert all(ahead.take(v.id, i) is None for v in versions.values() for i in range(-1, 3))
+    again, _ = load_version_with_ids(s.store, versions[commit.state["grid"]], {}, ahead=ahead)
+    assert np.array_equal(again["grid"], values["grid"])
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="reading ahead needs a second core")
+def test_a_damaged_run_read_ahead_fails_its_load(tmp_path):
+    s, commit, _ = _two_big_versions(tmp_path / "st")
+    versions = s.store.versions(sorted(set(commit.state.values())))
+    loc = _location(s.store, commit, "grid")
+    with open(s.store.blobs.pack_path(loc.pack), "r+b") as f:
+        f.seek(loc.offset + 100)
+        f.write(b"\x00\x01\x02")
+    ahead = ReadAhead(s.store, list(versions.values()))
+    frame = versions[commit.state["frame"]]
+    assert load_version_with_ids(s.store, frame, {}, ahead=ahead)[0]["frame"]["words"][-1] == "w199999"
+    with pytest.raises(BlobError, match="does not match its hash"):
+        load_version_with_ids(s.store, versions[commit.state["grid"]], {}, ahead=ahead)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="reading ahead needs a second core")
+def test_closing_a_read_ahead_cancels_the_reads_not_begun(tmp_path, monkeypatch):
+    s = Session(tmp_path / "st")
+    rng = np.random.default_rng(3)
+    commits = [s.cell(**{f"a{i}": rng.random(200_000)})[0] for i in range(12)]  # 1.6 MB each
+    versions = [s.store.versions([c.state[f"a{i}"]])[c.state[f"a{i}"]] for i, c in enumerate(commits)]
+    release, started = threading.Event(), []
+    real = BlobFiles.read_into
+
+    def held(self, hashes, length, allow_map=False):
+        started.append(length)
+        release.wait(10)
+        return real(self, hashes, length, allow_map=allow_map)
+
+    monkeypatch.setattr(BlobFiles, "read_into", held)
+    ahead = ReadAhead(s.store, versions)  # 12 runs, more than the pool has threads (at most 8)
+    time.sleep(0.2)
+    ahead.close()  # as a restore that gives up on its plan
+    release.set()
+    __import__("nbstate.blobs", fromlist=["_pool"])._pool().submit(lambda: None).result(10)
+    assert 0 < len(started) <= min(8, os.cpu_count() or 1), started
+    # What was begun is not handed over: a load reads its bytes itself.
+    monkeypatch.setattr(BlobFiles, "read_into", real)
+    assert np.array_equal(load_version_with_ids(s.store, versions[0], {}, ahead=ahead)[0]["a0"], s.load(commits[0], "a0"))
 
 
 # --- fsck ----------------------------------------------------------------------------------------

@@ -20,10 +20,13 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 import zstandard
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 CHUNK_SIZE = 1 << 20
 # An out-of-band buffer whose outer rows are at least this long is chunked row by row.
@@ -1068,6 +1071,19 @@ class BlobFiles:
             locations = self.locate([h for hs, _ in buffers for h in hs]).values()
             return self._side_by_side(self.read_into, [(hs, n, allow_map) for hs, n in buffers], locations)
         return [self.read_into(hs, n, allow_map=allow_map) for hs, n in buffers]
+
+    def read_ahead(self, runs: Sequence[tuple[list[str], int, bool]]) -> list[Future] | None:
+        """Start ``read_into(hashes, length, allow_map)`` for each of ``runs`` in the read pool,
+        in order, and return at once: futures of the buffers. None when threads would not pay
+        (one core, too few bytes, or called from the pool). The chunks are located and their
+        packs opened here, so that the threads only read."""
+        if not _threads_pay(sum(n for _, n, _ in runs), len(runs)):
+            return None
+        where = self.locate(list(dict.fromkeys(h for hs, _, _ in runs for h in hs)))
+        for pack in {loc.pack for loc in where.values() if loc.pack is not None}:
+            self._fd(pack)
+        pool = _pool()
+        return [pool.submit(_pooled, self.read_into, hs, n, allow_map) for hs, n, allow_map in runs]
 
     def _side_by_side(self, fn: Callable[..., Any], calls: list[tuple], locations: Iterable[Location]) -> list[Any]:
         """``fn(*args)`` for each of ``calls`` in the pool; zstd and xxhash release the GIL. The

@@ -524,17 +524,66 @@ def load_version(
 
 
 def load_version_with_ids(
-    store: Store, version: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any] | None = None
+    store: Store, version: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any] | None = None,
+    ahead: ReadAhead | None = None,
 ) -> tuple[dict[str, Any], set[int] | codec.IdArray]:
-    """Like load_version, plus the ids of the shareable objects the values are made of."""
+    """Like load_version, plus the ids of the shareable objects the values are made of.
+    ``ahead``: where some of its bytes may be being read already."""
     if not version.serializable or version.manifest is None:
         raise ValueError(f"{', '.join(version.names)} was not serializable: {version.reason}")
     m = version.manifest
-    stream = store.blobs.read_into(m["stream"]["chunks"], m["stream"]["n"])
+    stream = ahead.take(version.id, -1) if ahead is not None else None
+    if stream is None:
+        stream = store.blobs.read_into(m["stream"]["chunks"], m["stream"]["n"])
     # Large raw buffers may come back as copy-on-write mappings of the store's packs.
-    buffers = store.blobs.read_many([(b["chunks"], b["n"]) for b in m["buffers"]], allow_map=True)
+    buffers: list[Any] = [ahead.take(version.id, i) if ahead is not None else None for i in range(len(m["buffers"]))]
+    rest = [i for i, b in enumerate(buffers) if b is None]
+    for i, b in zip(rest, store.blobs.read_many([(m["buffers"][i]["chunks"], m["buffers"][i]["n"]) for i in rest], allow_map=True), strict=True):
+        buffers[i] = b
     values, ids = codec.load(bytes(stream), buffers, namespace, lookup)
     return dict(zip(m["names"], values, strict=True)), ids
+
+
+class ReadAhead:
+    """The large streams and buffers of the versions a restore is about to load, read and
+    decoded in the read pool while the interpreter goes on with the rest of the restore:
+    unpickling the values before them, importing the libraries their classes come from,
+    replaying cells. Importing an EDA notebook's libraries alone took 0.5-0.8 s here, reading
+    its 670 MB of buffers 0.45 s on two cores, and they came one after the other; on two
+    cores the two slow each other, and the import was 0.08 s shorter for it (mean of 5 fresh
+    kernels each, 1.58 against 1.66 s).
+
+    ``take`` hands over what was read for one run (a version's stream: index -1, or one of its
+    buffers), waiting for it, and raises what reading it raised; None for a run not read ahead.
+    ``close`` cancels what has not started (a restore that gave up on its plan)."""
+
+    RUN_MIN = 1 << 20  # smaller runs are read when loaded, as before
+
+    def __init__(self, store: Store, versions: Iterable[VariableVersion]) -> None:
+        keys: list[tuple[int, int]] = []
+        runs: list[tuple[list[str], int, bool]] = []
+        for v in versions:
+            m = v.manifest
+            if not v.serializable or m is None:
+                continue
+            if m["stream"]["n"] >= self.RUN_MIN:
+                keys.append((v.id, -1))
+                runs.append((list(m["stream"]["chunks"]), m["stream"]["n"], False))
+            for i, b in enumerate(m["buffers"]):
+                if b["n"] >= self.RUN_MIN:
+                    keys.append((v.id, i))
+                    runs.append((list(b["chunks"]), b["n"], True))
+        futures = store.blobs.read_ahead(runs) if runs else None
+        self._pending: dict[tuple[int, int], Any] = dict(zip(keys, futures, strict=True)) if futures else {}
+
+    def take(self, version_id: int, index: int) -> Any:
+        future = self._pending.pop((version_id, index), None)
+        return None if future is None else future.result()
+
+    def close(self) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
 
 
 # Loaded values whose stream is at most this long are fingerprinted again once restored.
@@ -653,4 +702,4 @@ def fingerprint_with_ids(
     return _streamed_manifest(ser, stream, names)[2], ser.ids, ser.bound
 
 
-__all__ = ["Tracker", "LiveCoVariable", "buffers_of", "Checkpoint", "describe", "load_version", "load_version_with_ids", "restored_fingerprint", "fingerprint_restored", "RestoredFingerprints", "Reloaded", "fingerprint_with_ids", "digest"]
+__all__ = ["Tracker", "LiveCoVariable", "buffers_of", "Checkpoint", "describe", "load_version", "load_version_with_ids", "ReadAhead", "restored_fingerprint", "fingerprint_restored", "RestoredFingerprints", "Reloaded", "fingerprint_with_ids", "digest"]

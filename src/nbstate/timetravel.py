@@ -27,6 +27,7 @@ from .analysis import names_in_source, side_effects
 from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
 from .state import (
     LiveCoVariable,
+    ReadAhead,
     Reloaded,
     buffers_of,
     fingerprint_restored,
@@ -490,6 +491,26 @@ def _execute(
     report: CheckoutReport,
 ) -> dict[int, tuple[dict[str, Any], LiveCoVariable]]:
     """Carry out a plan: replay its cells in order in an isolated namespace, load the rest."""
+    # The loads' large bytes are read ahead, in the order they are needed: the replays' inputs,
+    # then the targets.
+    order = [u for run_id in plan.replay for u in sorted(history.cells[run_id].inputs)] + list(targets)
+    ahead = ReadAhead(history.store, [history.version(vid) for vid in dict.fromkeys(order) if vid in plan.load])
+    try:
+        return _carry_out(plan, history, targets, namespace, kept, transform, report, ahead)
+    finally:
+        ahead.close()
+
+
+def _carry_out(
+    plan: Plan,
+    history: History,
+    targets: list[int],
+    namespace: dict[str, Any],
+    kept: dict[str, Any],
+    transform: Callable[[str], str],
+    report: CheckoutReport,
+    ahead: ReadAhead,
+) -> dict[int, tuple[dict[str, Any], LiveCoVariable]]:
     store = history.store
     iso: dict[str, Any] = {"__builtins__": builtins, "__name__": "__main__"}
     at: dict[str, int] = {}  # name -> the version it holds in ``iso``
@@ -512,7 +533,7 @@ def _execute(
         def load_input(v: VariableVersion) -> bool:
             bound = codec.functions_bound
             try:
-                values, ids = _load(store, v, iso, ChainMap(iso, kept))
+                values, ids = _load(store, v, iso, ChainMap(iso, kept), ahead)
             except codec.MissingName:
                 return False
             iso.update(values)
@@ -554,7 +575,7 @@ def _execute(
     lookup = ChainMap(staged, kept)
 
     def take(v: VariableVersion) -> bool:
-        values, ids, how = _obtain(v, iso, at, loaded, namespace, lookup, history, report)
+        values, ids, how = _obtain(v, iso, at, loaded, namespace, lookup, history, report, ahead)
         if values is None:
             return False
         staged.update(values)
@@ -593,6 +614,7 @@ def _obtain(
     lookup: Mapping[str, Any],
     history: History,
     report: CheckoutReport,
+    ahead: ReadAhead | None = None,
 ) -> tuple[dict[str, Any] | None, set[int] | codec.IdArray, str]:
     """One target version's values: from the replay namespace when it rebuilt them (or loaded
     them for a replay, and no replayed cell made them anew since), else loaded.
@@ -602,11 +624,11 @@ def _obtain(
     store = history.store
     loadable = v.id not in history.unloadable and v.loadable
     if not all(at.get(n) == v.id and n in iso for n in v.names):
-        return _obtain_loaded(store, v, namespace, lookup)
+        return _obtain_loaded(store, v, namespace, lookup, ahead)
     values = {n: iso[n] for n in v.names}
     if v.id in loaded:
         ids = loaded[v.id]
-        return (values, ids, "loaded") if ids is not None else _obtain_loaded(store, v, namespace, lookup)
+        return (values, ids, "loaded") if ids is not None else _obtain_loaded(store, v, namespace, lookup, ahead)
     ids = None
     if v.serializable:
         # Pickled against the replay namespace, which holds the replayed cells' classes as the
@@ -614,12 +636,12 @@ def _obtain(
         # compiled under another file name, so that they never match the recorded bytes: such
         # values, and those that name its classes, are loaded instead wherever they can be.
         if loadable and bound_by_replay(v):
-            return _obtain_loaded(store, v, namespace, lookup)
+            return _obtain_loaded(store, v, namespace, lookup, ahead)
         # (and by the pickler that recorded it: the plain one only for a plain stream)
         plain = bool(v.manifest is not None and v.manifest["stream"].get("plain"))
         fingerprint, ids, bound = fingerprint_with_ids(list(values.values()), v.names, iso, plain)
         if bound and loadable:
-            return _obtain_loaded(store, v, namespace, lookup)
+            return _obtain_loaded(store, v, namespace, lookup, ahead)
         if fingerprint != v.fingerprint and not bound:
             if not loadable:
                 report.warnings.append(
@@ -627,7 +649,7 @@ def _obtain(
                     "(the cells are not deterministic: random numbers, time, files?)"
                 )
             else:
-                got = _obtain_loaded(store, v, namespace, lookup)
+                got = _obtain_loaded(store, v, namespace, lookup, ahead)
                 if got[0] is None or not _same(values, got[0], plain, iso, namespace):
                     report.warnings.append(f"{', '.join(v.names)}: replaying gave another value (nondeterministic cells?); used the stored bytes")
                 return got
@@ -642,17 +664,21 @@ def _same(replayed: dict[str, Any], stored: dict[str, Any], plain: bool, iso: di
     return codec.same_values(list(replayed.values()), iso, [stored[n] for n in replayed], namespace)
 
 
-def _obtain_loaded(store: Store, v: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any]) -> tuple[dict[str, Any] | None, set[int], str]:
+def _obtain_loaded(
+    store: Store, v: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any], ahead: ReadAhead | None = None,
+) -> tuple[dict[str, Any] | None, set[int], str]:
     try:
-        values, ids = _load(store, v, namespace, lookup)
+        values, ids = _load(store, v, namespace, lookup, ahead)
     except codec.MissingName:
         return None, set(), "loaded"
     return values, ids, "loaded"
 
 
-def _load(store: Store, v: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any]) -> tuple[dict[str, Any], set[int]]:
+def _load(
+    store: Store, v: VariableVersion, namespace: dict[str, Any], lookup: Mapping[str, Any], ahead: ReadAhead | None = None,
+) -> tuple[dict[str, Any], set[int]]:
     try:
-        return load_version_with_ids(store, v, namespace, lookup)
+        return load_version_with_ids(store, v, namespace, lookup, ahead)
     except codec.MissingName:
         raise
     except Exception as exc:

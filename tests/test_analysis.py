@@ -488,3 +488,17 @@ def test_global_targets_of_values_that_no_cell_of_the_session_defined():
     assert global_targets([ns["read"]], ns) == set()
     assert global_targets([ns["box"], ns["hooks"]], ns) == {"boxed", "counter", "deep"}
     assert global_targets([len, 3, "x"], ns) == set()
+
+
+def test_top_level_rebinds_are_the_names_bound_whatever_happens():
+    from nbstate.analysis import top_level_rebinds
+
+    code = (
+        "import numpy as np, os.path\nfrom math import pi as PI\nlk = make()\na, (b, *c) = 1, (2, 3)\n"
+        "n: int = 3\nm: int\nx[0] = 1\ny.attr = 2\nz += 1\ndef f():\n    inner = 1\nclass K:\n    field = 1\n"
+        "if cond:\n    branch = 1\nfor i in range(3):\n    looped = i\nwith open(p) as fh:\n    inside = 1\n"
+        "try:\n    tried = 1\nexcept Exception as e:\n    pass\n"
+    )
+    assert top_level_rebinds(code) == {"np", "os", "PI", "lk", "a", "b", "c", "n", "f", "K"}
+    assert top_level_rebinds("%time lk = make()") == frozenset()
+    assert top_level_rebinds("from mod import *\nq = 1") == {"q"}

@@ -148,6 +148,23 @@ def test_a_replayed_cell_gets_the_names_it_updates_or_deletes(kernel):
     assert kernel.value("[a, 'b' in globals(), c]") == [0, False, 1]
 
 
+def test_a_replayed_cell_that_rebinds_a_name_does_not_need_its_earlier_value(kernel):
+    # The second lock's cell makes `lk` anew without reading it: its replay needs no earlier
+    # `lk`, so the slow cell that made the first lock is not replayed for it
+    kernel.ok("import threading, time")
+    kernel.ok("time.sleep(0.2)\nlk = threading.Lock()\nslow = 1")
+    kernel.ok("lk = threading.Lock()\nfast = 2")
+    kernel.ok("%nbstate undo 2")
+    r = kernel.ok("%nbstate checkout @{-1}")
+    assert "replayed fast, lk;" in r.stdout and "loaded slow" in r.stdout and "warning" not in r.stdout, r.stdout
+    # One that rebinds it only in a branch is given the earlier value (by replaying its cell)
+    kernel.ok("if slow < 5:\n    lk = threading.Lock()\nmore = slow")
+    kernel.ok("%nbstate undo 2")
+    r = kernel.ok("%nbstate checkout @{-1}")
+    assert "replayed fast, lk, more;" in r.stdout and "warning" not in r.stdout, r.stdout
+    assert kernel.value("[slow, fast, more, type(lk).__name__]") == [1, 2, 1, "lock"]
+
+
 def test_a_replayed_plain_value_that_pickles_to_other_bytes_is_compared_by_value(kernel):
     # `'s1'` is held 20 times over when `a = [a, a]` is recorded, and so written as a persistent
     # id; replayed from a loaded `'s1'` that nothing else holds, the same list pickles otherwise

@@ -161,6 +161,40 @@ def names_in_source(source: str) -> CellNames:
         return CellNames(everything=True)
 
 
+@functools.lru_cache(maxsize=1024)
+def top_level_rebinds(source: str) -> frozenset[str]:
+    """Names the cell's top-level statements bind whatever happens before them: assignments to
+    plain names, ``def``, ``class``, ``import``. A replay of the cell need not be given what they
+    held before, unless it reads them. Names bound only in a branch, a loop, a ``with`` or a
+    function are left out, and so is all of a cell that does not parse (magics)."""
+    try:
+        body = ast.parse(source).body
+    except (SyntaxError, ValueError):
+        return frozenset()
+    out: set[str] = set()
+
+    def targets(node: ast.expr) -> None:
+        if isinstance(node, ast.Name):
+            out.add(node.id)
+        elif isinstance(node, (ast.Tuple, ast.List)):
+            for elt in node.elts:
+                targets(elt)
+        elif isinstance(node, ast.Starred):
+            targets(node.value)
+
+    for stmt in body:
+        if isinstance(stmt, ast.Assign):
+            for t in stmt.targets:
+                targets(t)
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets(stmt.target)
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            out.update(a.asname or a.name.split(".")[0] for a in stmt.names if a.name != "*")
+    return frozenset(out)
+
+
 def _code_names(code: types.CodeType, out: set[str]) -> None:
     out.update(code.co_names)
     for const in code.co_consts:

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import blobs as blobs_module
 from . import codec
-from .analysis import names_in_source, side_effects
+from .analysis import names_in_source, side_effects, top_level_rebinds
 from .plan import CellNode, Infeasible, Plan, VersionNode, replay_seconds, solve
 from .state import (
     LiveCoVariable,
@@ -260,9 +260,13 @@ class History:
         earlier = set(before.values())
         outputs = frozenset(vid for vid in commit.state.values() if vid not in earlier)
         # A version can hold names the cell did not make (it joined them to an older value):
-        # their earlier versions are inputs, or the replay would not have them.
-        joined = {n for vid in outputs for n in self.version(vid).names}
-        needed = {before[n] for n in set(run.reads) | joined if n in before}
+        # their earlier versions are inputs, or the replay would not have them. Names its
+        # top-level code binds anew (`lk = threading.Lock()`) it made, unless it read them.
+        reads = set(run.reads)
+        joined = {n for vid in outputs for n in self.version(vid).names if n in before} - reads
+        if joined:
+            joined -= top_level_rebinds(run.code)
+        needed = {before[n] for n in reads | joined if n in before}
         # A value that refers to a notebook class by name is loaded after that class: the
         # class's version is an input too, though the cell may never name it.
         for vid in list(needed):

@@ -549,9 +549,11 @@ class ReadAhead:
     decoded in the read pool while the interpreter goes on with the rest of the restore:
     unpickling the values before them, importing the libraries their classes come from,
     replaying cells. Importing an EDA notebook's libraries alone took 0.5-0.8 s here, reading
-    its 670 MB of buffers 0.45 s on two cores, and they came one after the other; on two
-    cores the two slow each other, and the import was 0.08 s shorter for it (mean of 5 fresh
-    kernels each, 1.58 against 1.66 s).
+    its 670 MB of buffers 0.45 s on two cores, and they came one after the other. On two
+    cores the decoding threads and the interpreter share them, so the gain there is small:
+    EDA imports in fresh kernels took 1.58 against 1.66 s (mean of 5 each) in one comparison
+    and 1.34 against 1.35 s (7 each) in another, an import that replays a 0.4 s cell and loads
+    720 MB 0.75 against 0.87 s (5 each).
 
     ``take`` hands over what was read for one run (a version's stream: index -1, or one of its
     buffers), waiting for it, and raises what reading it raised; None for a run not read ahead.

@@ -60,6 +60,6 @@ clean:
 coverage: $(STAMP)
 	$(BIN)/python tests/coverage/run.py
 
-# Time travel as a property, with many random programs (5,000 of them; about an hour).
+# Time travel as a property, with many random programs (5,000 of them; about half an hour on 2 cores).
 soak: $(STAMP)
 	NBSTATE_PROPERTY_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/test_timetravel_property.py

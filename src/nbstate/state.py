@@ -557,7 +557,8 @@ class ReadAhead:
 
     ``take`` hands over what was read for one run (a version's stream: index -1, or one of its
     buffers), waiting for it, and raises what reading it raised; None for a run not read ahead.
-    ``close`` cancels what has not started (a restore that gave up on its plan)."""
+    ``close`` (or leaving it as a context) cancels what has not started (a restore that gave up
+    on its plan)."""
 
     RUN_MIN = 1 << 20  # smaller runs are read when loaded, as before
 
@@ -586,6 +587,12 @@ class ReadAhead:
         for future in self._pending.values():
             future.cancel()
         self._pending.clear()
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # Loaded values whose stream is at most this long are fingerprinted again once restored.

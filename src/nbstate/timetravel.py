@@ -438,7 +438,8 @@ def restore_state(
         except Infeasible:
             raise CheckoutError(_why_infeasible(history, to_restore, failures)) from None
         try:
-            restored = _execute(plan, history, to_restore, namespace, kept_values, transform, report)
+            with _read_ahead(plan, history, to_restore) as ahead:
+                restored = _execute(plan, history, to_restore, namespace, kept_values, transform, report, ahead)
             break
         except _LoadFailed as exc:
             if exc.version_id in history.unloadable:  # pragma: no cover - a plan never loads these
@@ -485,6 +486,13 @@ def _why_infeasible(history: History, targets: list[int], failures: list[str]) -
     return f"cannot restore {detail}{tried}. Nothing was changed."
 
 
+def _read_ahead(plan: Plan, history: History, targets: list[int]) -> ReadAhead:
+    """The plan's loads, their large bytes read ahead in the order they are needed: the
+    replays' inputs, then the targets."""
+    order = [u for run_id in plan.replay for u in sorted(history.cells[run_id].inputs)] + list(targets)
+    return ReadAhead(history.store, [history.version(vid) for vid in dict.fromkeys(order) if vid in plan.load])
+
+
 def _execute(
     plan: Plan,
     history: History,
@@ -493,28 +501,9 @@ def _execute(
     kept: dict[str, Any],
     transform: Callable[[str], str],
     report: CheckoutReport,
+    ahead: ReadAhead | None = None,
 ) -> dict[int, tuple[dict[str, Any], LiveCoVariable]]:
     """Carry out a plan: replay its cells in order in an isolated namespace, load the rest."""
-    # The loads' large bytes are read ahead, in the order they are needed: the replays' inputs,
-    # then the targets.
-    order = [u for run_id in plan.replay for u in sorted(history.cells[run_id].inputs)] + list(targets)
-    ahead = ReadAhead(history.store, [history.version(vid) for vid in dict.fromkeys(order) if vid in plan.load])
-    try:
-        return _carry_out(plan, history, targets, namespace, kept, transform, report, ahead)
-    finally:
-        ahead.close()
-
-
-def _carry_out(
-    plan: Plan,
-    history: History,
-    targets: list[int],
-    namespace: dict[str, Any],
-    kept: dict[str, Any],
-    transform: Callable[[str], str],
-    report: CheckoutReport,
-    ahead: ReadAhead,
-) -> dict[int, tuple[dict[str, Any], LiveCoVariable]]:
     store = history.store
     iso: dict[str, Any] = {"__builtins__": builtins, "__name__": "__main__"}
     at: dict[str, int] = {}  # name -> the version it holds in ``iso``
